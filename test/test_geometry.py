@@ -1,0 +1,105 @@
+"""Geometry: back-projection with depth holes, rotations from up/forward, hand-eye transforms, quaternions."""
+
+import numpy as np
+import pytest
+
+from manipllm_ros import geometry as G
+
+K = G.intrinsics_matrix(600.0, 610.0, 320.0, 240.0)
+
+
+def test_pixel_to_point_known_answer():
+    depth = np.full((480, 640), 2.0, np.float32)
+    np.testing.assert_allclose(G.pixel_to_point(320, 240, depth, K), [0, 0, 2.0])
+    p = G.pixel_to_point(620, 40, depth, K)  # u = column (x right), v = row (y down)
+    np.testing.assert_allclose(p, [300 * 2 / 600, -200 * 2 / 610, 2.0])
+    np.testing.assert_allclose(G.point_to_pixel(p, K), (620, 40))
+    np.testing.assert_allclose(G.pixel_to_point(320, 240, depth, [600, 610, 320, 240]), [0, 0, 2.0])
+
+
+def test_depth_hole_uses_nearest_valid_pixel():
+    depth = np.zeros((480, 640), np.float32)
+    depth[100, 103] = 1.5  # 3 px right
+    depth[100, 96] = 3.0  # 4 px left: farther, must not be chosen
+    depth[100, 100] = np.nan
+    assert G.valid_depth_at(100, 100, depth, window=5) == 1.5
+    p = G.pixel_to_point(100, 100, depth, K, window=5)
+    assert p[2] == pytest.approx(1.5) and p[0] == pytest.approx((100 - 320) * 1.5 / 600)
+
+
+@pytest.mark.parametrize("fill", [0.0, np.nan, np.inf, 50.0])
+def test_no_valid_depth_raises(fill):
+    depth = np.full((480, 640), fill, np.float32)
+    depth[0, 0] = 1.0  # far away from the pixel
+    with pytest.raises(G.NoValidDepthError, match="no valid depth"):
+        G.pixel_to_point(300, 300, depth, K, window=3)
+
+
+def test_off_image_pixel_and_bad_intrinsics():
+    depth = np.ones((480, 640), np.float32)
+    with pytest.raises(G.NoValidDepthError, match="outside"):
+        G.pixel_to_point(640, 10, depth, K)
+    with pytest.raises(G.GeometryError, match="intrinsics"):
+        G.pixel_to_point(1, 1, depth, np.zeros((3, 3)))
+
+
+def test_rotation_from_up_forward_is_proper_and_columns_match_convention():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        up, fw = rng.normal(size=3), rng.normal(size=3)
+        R = G.rotation_from_up_forward(up, fw)
+        np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-12)
+        assert np.linalg.det(R) == pytest.approx(1.0)
+        np.testing.assert_allclose(R[:, 2], up / np.linalg.norm(up))
+        np.testing.assert_allclose(R[:, 1], np.cross(R[:, 2], R[:, 0]))
+        assert np.dot(R[:, 0], fw) > 0
+    R = G.rotation_from_up_forward([0, 0, 1], [1, 0, 0.3])  # non-orthogonal forward
+    np.testing.assert_allclose(R, np.eye(3), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "up,fw,match",
+    [([0, 0, 0], [1, 0, 0], "up direction has zero length"), ([0, 0, 1], [0, 0, 0], "forward"),
+     ([0, 0, 1], [0, 0, -3], "parallel"), ([np.nan, 0, 1], [1, 0, 0], "not finite")],
+)
+def test_rotation_degenerate_inputs(up, fw, match):
+    with pytest.raises(G.DegenerateDirectionError, match=match):
+        G.rotation_from_up_forward(up, fw)
+
+
+def test_approach_pose_offsets_along_up():
+    R = G.rotation_from_up_forward([0, 0, -1], [1, 0, 0])
+    pos, R2 = G.approach_pose([0.1, 0.2, 1.0], R, 0.05)
+    np.testing.assert_allclose(pos, [0.1, 0.2, 0.95])
+    np.testing.assert_allclose(R2, R)
+
+
+def test_transform_pose_through_hand_eye():
+    Rz90 = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
+    T = G.make_transform(Rz90, [1.0, 2.0, 3.0])
+    pos, R = G.transform_pose(T, [1, 0, 0], np.eye(3))
+    np.testing.assert_allclose(pos, [1, 3, 3])
+    np.testing.assert_allclose(R, Rz90)
+    np.testing.assert_allclose(G.invert_transform(T) @ T, np.eye(4), atol=1e-12)
+    np.testing.assert_allclose(G.transform_direction(T, [1, 0, 0]), [0, 1, 0])
+    bad = T.copy()
+    bad[:3, :3] *= 2
+    with pytest.raises(G.GeometryError, match="T_base_cam rotation"):
+        G.transform_pose(bad, [0, 0, 0], np.eye(3))
+
+
+def test_quaternion_round_trip_and_known_values():
+    np.testing.assert_allclose(G.quaternion_from_matrix(np.eye(3)), [0, 0, 0, 1])
+    Rz90 = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
+    np.testing.assert_allclose(G.quaternion_from_matrix(Rz90), [0, 0, np.sqrt(0.5), np.sqrt(0.5)])
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        R = G.rotation_from_up_forward(rng.normal(size=3), rng.normal(size=3))
+        np.testing.assert_allclose(G.matrix_from_quaternion(G.quaternion_from_matrix(R)), R, atol=1e-9)
+    Rx180 = np.diag([1.0, -1, -1])
+    np.testing.assert_allclose(G.matrix_from_quaternion(G.quaternion_from_matrix(Rx180)), Rx180, atol=1e-12)
+    with pytest.raises(G.GeometryError):
+        G.matrix_from_quaternion([0, 0, 0, 0])
+    with pytest.raises(G.GeometryError):
+        G.quaternion_from_matrix(np.diag([1.0, 1, -1]))
+    assert G.angle_between([1, 0, 0], [0, 2, 0]) == pytest.approx(90)
