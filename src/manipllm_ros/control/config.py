@@ -1,0 +1,150 @@
+"""Configuration of the AIA policy and of the franky arm backend (pydantic v2, loadable from YAML).
+
+Defaults were chosen by measuring (benchmarks/control_aia.md); each description says the number behind it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class WorkspaceBox(BaseModel):
+    """Axis-aligned box (robot base frame, metres) that no commanded end-effector target may leave."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lower: tuple[float, float, float] = Field(
+        (0.15, -0.6, 0.05), description="Lower corner. FR3 reach in front of the base, above the table."
+    )
+    upper: tuple[float, float, float] = Field((0.85, 0.6, 0.9), description="Upper corner (FR3 reach ~0.85 m).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "WorkspaceBox":
+        if any(lo >= hi for lo, hi in zip(self.lower, self.upper)):
+            raise ValueError(f"WorkspaceBox: every lower bound must be below its upper bound, got {self}")
+        return self
+
+    def contains(self, p) -> bool:
+        return all(lo <= float(x) <= hi for x, lo, hi in zip(p, self.lower, self.upper))
+
+
+class AIAConfig(BaseModel):
+    """Active impedance adaptation: probe N perturbed directions with a small force, step along the best."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_probes: int = Field(
+        5, ge=1, le=16,
+        description="N directions probed per iteration, d_0 = current direction plus N-1 perturbed ones. "
+        "5 balances coverage against time (each probe costs probe_duration on the real arm).",
+    )
+    eps1: float = Field(
+        0.5, ge=0.0, le=2.0,
+        description="Perturbation size |z_j| (d_j = normalise(d + z_j)); 0.5 = about 27 deg off d. Large "
+        "enough to see an arc's tangent turn between steps, small enough not to push sideways into the hinge.",
+    )
+    probe_force: float = Field(
+        10.0, gt=0.0,
+        description="eps2, force (N) of each probe. Realised as stiffness x offset under impedance control. "
+        "10 N overcomes the hinge friction of household doors/drawers (2-8 N) yet is harmless when wrong.",
+    )
+    probe_duration: float = Field(
+        0.25, gt=0.0, le=2.0,
+        description="Seconds each probe force is applied before the displacement is read.",
+    )
+    return_after_probe: bool = Field(
+        True,
+        description="Relax back to the pre-probe target after each probe, so every probe starts from the "
+        "same pose and the displacements compare fairly.",
+    )
+    step_length: float = Field(0.03, gt=0.0, le=0.1, description="Metres moved along d_opt per iteration.")
+    max_steps: int = Field(25, ge=1, description="Iterations before giving up (outcome max_steps).")
+    target_distance: float = Field(
+        0.2, gt=0.0,
+        description="End-effector path length (m) after which the episode counts as done (outcome success).",
+    )
+    stall_distance: float = Field(
+        0.003, gt=0.0,
+        description="If the best probe (or the step, for the straight pull) moves less than this (m) ...",
+    )
+    stall_patience: int = Field(
+        2, ge=1, description="... this many iterations in a row, the part is taken as locked (outcome stalled)."
+    )
+    max_force: float = Field(
+        40.0, gt=0.0,
+        description="Upper bound (N) on any force the policy asks for; probe_force must not exceed it. The "
+        "backends also clip the impedance error so the commanded force stays below it.",
+    )
+    max_speed: float = Field(0.1, gt=0.0, le=0.5, description="Maximum end-effector speed (m/s) of steps.")
+    workspace: WorkspaceBox = Field(default_factory=WorkspaceBox)
+    seed: int = Field(0, description="Seed of the perturbation sampler (per policy instance).")
+
+    @model_validator(mode="after")
+    def _force_bound(self) -> "AIAConfig":
+        if self.probe_force > self.max_force:
+            raise ValueError(f"AIAConfig.probe_force={self.probe_force} exceeds max_force={self.max_force}")
+        return self
+
+
+class FrankyConfig(BaseModel):
+    """How to talk to an FR3/Panda (or franky-sim) through franky."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    robot_ip: str = Field("172.16.0.2", description="FCI address of the robot (franky-sim: its 127.x.y.z).")
+    relative_dynamics_factor: float = Field(
+        0.15, gt=0.0, le=1.0,
+        description="Scales max velocity/acceleration/jerk of position motions; 0.15 is gentle near a part.",
+    )
+    realtime_ignore: bool = Field(True, description="Run without a PREEMPT_RT kernel (franky-sim, dev PCs).")
+    collision_torque_thresholds: tuple[float, ...] = Field(
+        (30.0, 30.0, 28.0, 28.0, 24.0, 22.0, 20.0),
+        description="Per-joint torque reflex thresholds (Nm); above these libfranka stops the arm.",
+    )
+    collision_force_thresholds: tuple[float, ...] = Field(
+        (40.0, 40.0, 40.0, 30.0, 30.0, 30.0),
+        description="Cartesian force/torque reflex thresholds (N, Nm), above the policy's max_force.",
+    )
+    translational_stiffness: float = Field(
+        600.0, gt=0.0, le=3000.0,
+        description="Cartesian impedance stiffness (N/m) during probes and steps: a 10 N probe = 1.7 cm offset.",
+    )
+    rotational_stiffness: float = Field(
+        15.0, gt=0.0, le=300.0,
+        description="Low (Nm/rad) so the wrist turns with a door instead of fighting the suction seal.",
+    )
+    max_force: float = Field(40.0, gt=0.0, description="Clip of the impedance error x stiffness (N).")
+    settle_time: float = Field(0.15, ge=0.0, description="Wait (s) after a step before reading the pose.")
+    position_tolerance: float = Field(
+        0.003, gt=0.0, description="move_to waits until the measured pose is this close (m) to the target."
+    )
+    move_timeout: float = Field(10.0, gt=0.0, description="Seconds a free-space move may take in total.")
+    workspace: WorkspaceBox = Field(default_factory=WorkspaceBox)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> "FrankyConfig":
+        if len(self.collision_torque_thresholds) != 7:
+            raise ValueError("FrankyConfig.collision_torque_thresholds needs 7 values (one per joint)")
+        if len(self.collision_force_thresholds) != 6:
+            raise ValueError("FrankyConfig.collision_force_thresholds needs 6 values (x y z rx ry rz)")
+        return self
+
+
+class ControlConfig(BaseModel):
+    """The `control:` section of the manipllm YAML file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aia: AIAConfig = Field(default_factory=AIAConfig)
+    franky: FrankyConfig = Field(default_factory=FrankyConfig)
+
+
+def load_control_config(path: str | Path) -> ControlConfig:
+    """Read a YAML file holding either a top-level `control:` section or the section itself."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return ControlConfig.model_validate(data.get("control", data))
