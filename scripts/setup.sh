@@ -34,7 +34,7 @@ if ! stamp_ok torch "$TORCH_VERSION"; then
 fi
 
 # 3. Pinned dependencies + this package (editable, no deps: requirements.txt is the single list).
-req_hash=$(hash_of requirements.txt setup.py pyproject.toml)
+req_hash=$(hash_of requirements.txt requirements-core.txt setup.py pyproject.toml)
 if ! stamp_ok req "$req_hash"; then
   log "installing requirements.txt"
   "${PIP[@]}" install -r requirements.txt "torch==$TORCH_VERSION"
@@ -67,7 +67,7 @@ if ! want_links; then
 fi
 
 # 6. colcon build of the interfaces (the Python package itself is the editable install above).
-build_hash=$(hash_of CMakeLists.txt package.xml msg/* srv/* action/* requirements.txt)
+build_hash=$(hash_of CMakeLists.txt package.xml msg/* srv/* action/*)
 if ! stamp_ok colcon "$build_hash" || [ ! -f install/manipllm/share/manipllm/package.xml ]; then
   log "colcon build (interfaces) -> install/"
   rm -rf build/manipllm install/manipllm; mkdir -p log

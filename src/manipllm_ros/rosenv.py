@@ -54,6 +54,8 @@ def ros_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
         env["LD_LIBRARY_PATH"] = _prepend(env.get("LD_LIBRARY_PATH"), f"{venv}/lib", *libs)
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     env.setdefault("ROS_DISTRO", "kilted")
+    # Discovery stays on this machine unless a lab configures otherwise (real robot: set it to SUBNET).
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("MUJOCO_GL", "egl")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -1,0 +1,99 @@
+"""Shared test set-up: the ROS environment, isolated DDS domains, and real node processes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from manipllm_ros.rosenv import ros_env
+
+# The ROS environment itself is set up by the early plugin manipllm_ros.pytest_rosenv (pyproject.toml).
+
+TEST_DIR = Path(__file__).resolve().parent
+REPO = TEST_DIR.parent
+
+
+class Process:
+    """A real child process with its output in a file, so that a chatty child never blocks on a full pipe."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._fh = open(log, "wb")
+        self.popen = subprocess.Popen(args, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return
+            if self.popen.poll() is not None:
+                raise AssertionError(f"process exited ({self.popen.returncode}) before '{text}':\n{self.output()}")
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for '{text}':\n{self.output()}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        self._fh.close()
+        return self.popen.returncode
+
+
+@pytest.fixture
+def ros_domain() -> int:
+    """A DDS domain of this test alone, so that parallel test runs never see each other's nodes."""
+    return random.Random(os.getpid() * 1000 + time.time_ns()).randrange(1, 101)
+
+
+@pytest.fixture
+def node_env(ros_domain: int) -> dict[str, str]:
+    env = ros_env()
+    env["ROS_DOMAIN_ID"] = str(ros_domain)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def spawn(node_env: dict[str, str], tmp_path: Path) -> Iterator:
+    procs: list[Process] = []
+
+    def _spawn(args: list[str], name: str | None = None, env: dict[str, str] | None = None) -> Process:
+        log = tmp_path / f"{name or Path(args[0]).stem}-{len(procs)}.log"
+        proc = Process(args, env or node_env, log)
+        procs.append(proc)
+        return proc
+
+    yield _spawn
+    for proc in procs:
+        proc.stop()
+
+
+@pytest.fixture
+def rclpy_context(ros_domain: int) -> Iterator:
+    """An rclpy context of this test process (the client side), on the test's own domain."""
+    import rclpy
+    from rclpy.context import Context
+
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=ros_domain)
+    yield ctx
+    rclpy.shutdown(context=ctx)
+
+
+PYTHON = sys.executable
