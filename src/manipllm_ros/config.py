@@ -1,0 +1,120 @@
+"""The one YAML schema shared by the CLI, the nodes and the launch files (`config/*.yaml`).
+
+Each node reads the whole file (ROS parameter `config_file`) and its own section; launch arguments such as
+`robot_ip` or `model_path` override single fields through ROS parameters of the same name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from manipllm_ros.control.config import ControlConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FramesConfig(_Strict):
+    """Frames and the hand-eye calibration that links the camera to the robot."""
+
+    camera_frame: str = Field("camera_color_optical_frame", description="Optical frame of the colour image "
+                              "(realsense-ros name); predictions are made in it.")
+    base_frame: str = Field("fr3_link0", description="Robot base frame; approach poses are sent in it.")
+    base_to_camera_xyz: list[float] = Field([0.5, 0.0, 0.8], min_length=3, max_length=3,
+                                            description="Camera optical-frame origin in the base frame (m), from "
+                                            "hand-eye calibration.")
+    base_to_camera_quat_xyzw: list[float] = Field(
+        [0.0, 1.0, 0.0, 0.0], min_length=4, max_length=4,
+        description="Camera optical-frame orientation in the base frame (x, y, z, w). The default looks straight "
+        "down with image x along base +x.")
+
+    @field_validator("base_to_camera_quat_xyzw")
+    @classmethod
+    def _unit_quat(cls, q: list[float]) -> list[float]:
+        n = float(np.linalg.norm(q))
+        if not np.isfinite(n) or abs(n - 1.0) > 1e-3:
+            raise ValueError(f"base_to_camera_quat_xyzw must be a unit quaternion, got norm {n:.4f}")
+        return q
+
+    def T_base_cam(self) -> np.ndarray:
+        from manipllm_ros.geometry import make_transform, matrix_from_quaternion
+
+        return make_transform(matrix_from_quaternion(self.base_to_camera_quat_xyzw), self.base_to_camera_xyz)
+
+
+class CameraConfig(_Strict):
+    """Where frames come from and how they are published (realsense-ros topic names by default)."""
+
+    source: Literal["realsense", "bag", "sim"] = Field("realsense", description="RealSense device, a recorded "
+                                                       "bag played through librealsense, or the MuJoCo camera.")
+    serial: str = Field("", description="RealSense serial number; empty = the first camera found.")
+    bag_path: str = Field("", description="Recording to play back when source = bag.")
+    width: int = Field(640, gt=0, description="Colour and aligned depth width (px).")
+    height: int = Field(480, gt=0, description="Colour and aligned depth height (px).")
+    fps: int = Field(30, gt=0, description="Frame rate requested from the device and published.")
+    color_topic: str = "/camera/camera/color/image_raw"
+    depth_topic: str = "/camera/camera/aligned_depth_to_color/image_raw"
+    info_topic: str = "/camera/camera/color/camera_info"
+    qos_depth: int = Field(5, gt=0, description="History depth of the image publishers/subscribers.")
+    qos_reliability: Literal["reliable", "best_effort"] = Field("reliable", description="best_effort matches "
+                                                                "realsense-ros's sensor-data profile.")
+
+
+class PoseServiceConfig(_Strict):
+    """The /predict_pose service."""
+
+    model_path: str = Field("", description="Hugging Face checkpoint directory (base + processor), given by path; "
+                            "never downloaded.")
+    adapter_path: str = Field("", description="Directory of trained V/L adapters to load on activate (empty = "
+                              "those saved with the checkpoint).")
+    device: str = Field("auto", description="torch device: auto = cuda if available else cpu.")
+    chain_of_thought: bool = Field(True, description="Default when a request does not say (requests always say).")
+    busy_policy: Literal["queue", "refuse"] = Field("queue", description="A request that arrives while the model "
+                                                    "is busy waits (queue) or is answered 'busy' at once (refuse).")
+    queue_timeout_s: float = Field(60.0, gt=0, description="How long a queued request may wait for the model.")
+    frame_timeout_s: float = Field(1.0, gt=0, description="Latest camera frame older than this = 'no recent "
+                                   "image'.")
+    approach_distance: float = Field(0.08, ge=0, description="Approach pose offset back along -up from the "
+                                     "contact (m).")
+    depth_window: int = Field(7, ge=1, description="Odd window (px) searched for valid depth around the contact "
+                              "pixel when the pixel itself is a depth hole.")
+    remember_predictions: int = Field(256, ge=1, description="Predictions kept for ReportOutcome (oldest "
+                                      "dropped).")
+
+
+class TTAConfig(_Strict):
+    """Test-time adaptation of the V-Adapter from real outcomes."""
+
+    enabled: bool = True
+    learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate of the V-Adapter steps.")
+    state_dir: str = Field("~/.manipllm/tta", description="Adapters are saved here after every step, so a restart "
+                           "resumes the adapted state.")
+
+
+class ManipllmConfig(_Strict):
+    """The whole system."""
+
+    frames: FramesConfig = Field(default_factory=FramesConfig)
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    pose_service: PoseServiceConfig = Field(default_factory=PoseServiceConfig)
+    tta: TTAConfig = Field(default_factory=TTAConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+
+
+def load_config(path: str | Path | None) -> ManipllmConfig:
+    """Read a YAML config; a missing section takes its defaults, an unknown key is an error that names it."""
+    if not path:
+        return ManipllmConfig()
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"config file not found: {p}")
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: top level must be a mapping of sections")
+    return ManipllmConfig.model_validate(data)

@@ -1,0 +1,157 @@
+"""/predict_pose: a lifecycle node over `PoseService` (model loaded on activate, freed on deactivate).
+
+The service runs in its own reentrant callback group on a multi-threaded executor, so camera frames keep
+arriving while the model thinks, and a second request is queued or refused by `busy_policy`.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from sensor_msgs.msg import CameraInfo, Image
+
+from manipllm.srv import PredictPose
+from manipllm_ros.config import ManipllmConfig, load_config
+from manipllm_ros.images import K_from_camera_info, depth_from_msg, rgb_from_msg
+from manipllm_ros.nodes.convert import fill_predict_response, qos_profile, stamp_seconds
+from manipllm_ros.pose_service import InputError, PoseService, RGBDFrame
+
+
+class PoseServiceNode(LifecycleNode):
+    def __init__(self) -> None:
+        super().__init__("pose_service")
+        d = ParameterDescriptor
+        self.declare_parameter("config_file", "", d(description="manipllm YAML config (config/*.yaml)"))
+        self.declare_parameter("model_path", "", d(description="checkpoint directory; overrides the YAML"))
+        self.declare_parameter("adapter_path", "", d(description="adapter directory; overrides the YAML"))
+        self.declare_parameter("busy_policy", "", d(description="queue | refuse; overrides the YAML"))
+        self.cfg: ManipllmConfig | None = None
+        self.service: PoseService | None = None
+        self._latest: dict[str, object] = {}
+        self._latest_lock = threading.Lock()
+        self._srv_group = ReentrantCallbackGroup()
+        self._cam_group = MutuallyExclusiveCallbackGroup()
+        self.create_service(PredictPose, "predict_pose", self._on_predict, callback_group=self._srv_group)
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            cfg = load_config(self.get_parameter("config_file").value)
+            for name in ("model_path", "adapter_path", "busy_policy"):
+                value = self.get_parameter(name).value
+                if value:
+                    setattr(cfg.pose_service, name, value)
+            cfg = ManipllmConfig.model_validate(cfg.model_dump())  # re-validate the overrides
+        except Exception as exc:
+            self.get_logger().error(f"configuration failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.cfg = cfg
+        cam = cfg.camera
+        qos = qos_profile(cam.qos_depth, cam.qos_reliability)
+        for key, topic, cls in (("rgb", cam.color_topic, Image), ("depth", cam.depth_topic, Image),
+                                ("info", cam.info_topic, CameraInfo)):
+            self.create_subscription(cls, topic, lambda m, k=key: self._store(k, m), qos,
+                                     callback_group=self._cam_group)
+        self.get_logger().info(f"configured: model {cfg.pose_service.model_path or '(none)'}, "
+                               f"camera topics under {cam.color_topic.rsplit('/', 3)[0]}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        assert self.cfg is not None
+        ps = self.cfg.pose_service
+        try:
+            from manipllm_ros.model.policy import PosePredictor
+
+            predictor = PosePredictor.load(ps.model_path, device=None if ps.device == "auto" else ps.device)
+            if ps.adapter_path:
+                predictor.load_adapters(ps.adapter_path)
+        except Exception as exc:
+            self.get_logger().error(f"could not load the model from '{ps.model_path}': {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.service = PoseService(predictor, ps, self.cfg.frames)
+        self.get_logger().info("active: /predict_pose is serving")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.service = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+        self.get_logger().info("inactive: model freed")
+        return super().on_deactivate(state)
+
+    # -- camera ---------------------------------------------------------------------------------------------
+    def _store(self, key: str, msg: object) -> None:
+        with self._latest_lock:
+            self._latest[key] = msg
+
+    def _latest_frame(self) -> RGBDFrame | None:
+        """The newest colour + depth pair with matching stamps, if younger than frame_timeout_s."""
+        assert self.cfg is not None
+        with self._latest_lock:
+            rgb, depth, info = (self._latest.get(k) for k in ("rgb", "depth", "info"))
+        if rgb is None or depth is None or info is None:
+            return None
+        now = self.get_clock().now().nanoseconds * 1e-9
+        if now - stamp_seconds(rgb.header.stamp) > self.cfg.pose_service.frame_timeout_s:
+            return None
+        return RGBDFrame(rgb_from_msg(rgb), depth_from_msg(depth), K_from_camera_info(info),
+                         stamp_seconds(rgb.header.stamp), rgb.header.frame_id or self.cfg.frames.camera_frame)
+
+    # -- service --------------------------------------------------------------------------------------------
+    def _on_predict(self, req: PredictPose.Request, res: PredictPose.Response) -> PredictPose.Response:
+        service = self.service
+        if service is None or self.cfg is None:
+            res.success, res.error = False, "pose service is not active (model not loaded): activate the node"
+            return res
+        try:
+            if req.rgb.width or req.rgb.height or req.depth.width:
+                frame = RGBDFrame(rgb_from_msg(req.rgb), depth_from_msg(req.depth),
+                                  K_from_camera_info(req.camera_info), stamp_seconds(req.rgb.header.stamp),
+                                  req.rgb.header.frame_id or self.cfg.frames.camera_frame)
+            else:
+                frame = self._latest_frame()
+        except InputError as exc:
+            res.success, res.error = False, f"bad request: {exc}"
+            return res
+        result = service.predict(req.instruction, frame, req.chain_of_thought)
+        fill_predict_response(res, result, frame, self.cfg.frames)
+        if result.success:
+            self.get_logger().info(f"prediction {result.prediction_id}: pixel ({result.u}, {result.v}), "
+                                   f"category '{result.category}', {result.latency_ms.get('total_ms', 0):.0f} ms")
+        else:
+            self.get_logger().warn(f"request failed: {result.error}")
+        return res
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = PoseServiceNode()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
