@@ -55,7 +55,14 @@ class LoraConfigModel(BaseModel):
                                  "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"],
         description="Linear layers inside each language_model.layers.N that get LoRA.",
     )  # fmt: skip
+    seed: int = Field(0, description="Seed of the LoRA A init, so a config always builds the same adapters.")
     train_projector: bool = Field(True, description="Train the multimodal projector (visual.merger) fully.")
+    extra_trainable: list[str] = Field(
+        default_factory=list,
+        description="Regexes of further modules trained fully and saved with the adapters (group 'extra'). "
+        "Empty for a real pretrained base; the random-init tiny/small presets train `lm_head` and the final "
+        "norm, because a frozen random output layer caps how confident any adapter can make the model.",
+    )
 
 
 class ModelConfig(BaseModel):

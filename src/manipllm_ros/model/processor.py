@@ -124,6 +124,12 @@ class ManipProcessor:
     def answer_ids(self, answer: str) -> list[int]:
         return self.text_ids(answer) + [self.im_end]
 
+    def special_ids(self) -> list[int]:
+        """Ids an answer must not contain (everything special except <|im_end|>, which ends an answer)."""
+        ids = set(self.tokenizer.all_special_ids) | {self.im_start, self.vision_start, self.vision_end, self.image_pad}
+        ids.discard(self.im_end)
+        return sorted(ids)
+
     def mm_types(self, ids: list[int]) -> list[int]:
         return [1 if t == self.image_pad else 0 for t in ids]
 

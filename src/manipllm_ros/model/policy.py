@@ -1,0 +1,224 @@
+"""The library call the ROS pose service, the evaluation and `manipllm predict` use.
+
+    predictor = PosePredictor.load("runs/small/final")          # or PosePredictor.from_config(ModelConfig())
+    pred = predictor.predict(rgb, "open the door of the microwave")   # raises PoseParseError on bad output
+    pred.pixel, pred.up, pred.forward, pred.category, pred.reasoning, pred.timings
+    loss = predictor.tta_step(rgb, instruction, pred.pixel, success=False)   # updates only the V-Adapter
+
+Chain of thought runs the paper's three turns (category -> reasoning -> pose) in one conversation whose image is
+encoded once and whose KV cache is reused by every later turn; `reuse_prefix=False` re-encodes the image and
+history at every turn (only to measure what the cache saves). Decoding is greedy, hence deterministic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from manipllm_ros import prompts as P
+from manipllm_ros.model.build import AdaptedVLM
+from manipllm_ros.model.config import ModelConfig
+from manipllm_ros.model.generation import DecodeSession
+from manipllm_ros.prompts import PoseParseError
+
+
+@dataclass
+class Prediction:
+    """A parsed pose plus the text that explains it. Pixel in original-image pixels (u = column, v = row);
+    up/forward are unit vectors in the camera (OpenCV optical) frame; timings in milliseconds."""
+
+    pixel: tuple[float, float]
+    up: np.ndarray
+    forward: np.ndarray
+    answer: str
+    category: str | None = None
+    reasoning: str | None = None
+    turns: list[tuple[str, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    adapter_version: str = ""
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PosePredictor:
+    """Wraps an `AdaptedVLM`: prediction, test-time adaptation of the V-Adapter, adapter hot swap/reset."""
+
+    def __init__(self, vlm: AdaptedVLM, tta_lr: float = 1e-4) -> None:
+        self.vlm = vlm
+        self.tta_lr = tta_lr
+        self._tta_opt: torch.optim.Optimizer | None = None
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, tta_lr: float = 1e-4) -> PosePredictor:
+        return cls(AdaptedVLM.build(cfg), tta_lr=tta_lr)
+
+    @classmethod
+    def load(cls, checkpoint_dir: str | Path, device: str | None = None, tta_lr: float = 1e-4) -> PosePredictor:
+        return cls(AdaptedVLM.load(checkpoint_dir, device=device), tta_lr=tta_lr)
+
+    # ---- prediction --------------------------------------------------------------------------------------
+    def predict(
+        self, rgb: np.ndarray, instruction: str, chain_of_thought: bool = True, reuse_prefix: bool = True
+    ) -> Prediction:
+        """One image -> Prediction; raises PoseParseError if the model's answer does not parse."""
+        res = self.predict_batch([rgb], [instruction], chain_of_thought=chain_of_thought, reuse_prefix=reuse_prefix)
+        if isinstance(res[0], PoseParseError):
+            raise res[0]
+        return res[0]
+
+    @torch.no_grad()
+    def predict_batch(
+        self,
+        rgbs: Sequence[np.ndarray],
+        instructions: Sequence[str],
+        chain_of_thought: bool = True,
+        reuse_prefix: bool = True,
+    ) -> list[Prediction | PoseParseError]:
+        """Batched prediction; each entry is a Prediction or the PoseParseError for that image."""
+        if len(rgbs) != len(instructions) or not rgbs:
+            raise ValueError(f"need as many images as instructions (got {len(rgbs)} and {len(instructions)})")
+        pr, model, cfg = self.vlm.processor, self.vlm.model, self.vlm.cfg
+        dev = self.vlm.device
+        B = len(rgbs)
+        t_all = time.perf_counter()
+        pv, thw = pr.encode_images(list(rgbs))
+        t_pre = (time.perf_counter() - t_all) * 1e3
+        if chain_of_thought:
+            questions = [[P.CATEGORY_QUESTION] for _ in range(B)]
+            budgets = [cfg.max_new_tokens_category, cfg.max_new_tokens_reasoning, cfg.max_new_tokens_pose]
+            names = ["category", "reasoning", "pose"]
+        else:
+            questions = [[P.pose_question(ins)] for ins in instructions]
+            budgets, names = [cfg.max_new_tokens_pose], ["pose"]
+        history = [[] for _ in range(B)]  # token ids of the whole conversation so far
+        answers: list[list[str]] = [[] for _ in range(B)]
+        errors: list[PoseParseError | None] = [None] * B
+        timings: dict[str, float] = {"preprocess": t_pre}
+        sess: DecodeSession | None = None
+        for k, (name, budget) in enumerate(zip(names, budgets)):
+            t0 = time.perf_counter()
+            if k > 0:  # the next question depends on earlier answers
+                for i in range(B):
+                    if errors[i] is None:
+                        questions[i].append(self._next_question(k, instructions[i], answers[i]))
+                    if errors[i] is None and k == 1 and not answers[i][0].strip():
+                        errors[i] = PoseParseError("chain of thought: the category turn gave no category", "")
+            chunks = [
+                pr.user_turn(questions[i][-1], with_image=(k == 0), first=(k == 0)) if errors[i] is None else []
+                for i in range(B)
+            ]
+            if k == 0 or not reuse_prefix:
+                rows = [h + c for h, c in zip(history, chunks)]
+                rows = [r if r else [pr.pad_id] for r in rows]
+                sess = DecodeSession(model, pr.pad_id, pr.im_end, banned_ids=pr.special_ids())
+                sess.start(rows, [pr.mm_types(r) for r in rows], pv, thw)
+            else:
+                sess.extend(chunks)
+            active = [e is None for e in errors]
+            gen = sess.generate(budget, active=active)
+            for i in range(B):
+                history[i] += chunks[i] + (gen[i] + [pr.im_end] if active[i] else [])
+                answers[i].append(pr.decode(gen[i]).strip() if active[i] else "")
+            _sync(dev)
+            timings[name] = (time.perf_counter() - t0) * 1e3
+        timings["total"] = (time.perf_counter() - t_all) * 1e3
+        out: list[Prediction | PoseParseError] = []
+        for i in range(B):
+            if errors[i] is not None:
+                out.append(errors[i])
+                continue
+            frame = pr.frame(rgbs[i].shape[1], rgbs[i].shape[0])
+            try:
+                pa = P.parse_pose(answers[i][-1], frame)
+            except PoseParseError as e:
+                out.append(e)
+                continue
+            turns = list(zip(questions[i], answers[i]))
+            out.append(
+                Prediction(
+                    pixel=(pa.u, pa.v), up=pa.up, forward=pa.forward, answer=answers[i][-1],
+                    category=answers[i][0] if chain_of_thought else None,
+                    reasoning=answers[i][1] if chain_of_thought else None,
+                    turns=turns, timings=dict(timings), adapter_version=self.vlm.adapter_version,
+                )  # fmt: skip
+            )
+        return out
+
+    @staticmethod
+    def _next_question(k: int, instruction: str, answers: list[str]) -> str:
+        if k == 1:
+            return P.reasoning_question(instruction, answers[0] or "object")
+        return P.pose_question(instruction)
+
+    # ---- test-time adaptation ----------------------------------------------------------------------------
+    def affordance_loss(
+        self, rgb: np.ndarray, instruction: str, pixel: tuple[float, float], success: bool
+    ) -> torch.Tensor:
+        """Cross-entropy of the APR answer ("yes" if the attempt at `pixel` succeeded, else "no").
+
+        The question is the paper's single-point APR prompt; `instruction` is not part of it (as in training)
+        and is accepted so callers can pass what they have.
+        """
+        del instruction
+        frame = self.vlm.processor.frame(rgb.shape[1], rgb.shape[0])
+        q = P.affordance_question(frame, [pixel])
+        ex = P.Example("affordance", [P.Turn(q, P.affordance_answer([bool(success)]))])
+        from manipllm_ros.model.processor import collate
+
+        batch = collate([self.vlm.processor.encode_example(rgb, ex)], self.vlm.processor.pad_id)
+        loss, _ = self.vlm.loss(batch)
+        return loss
+
+    def tta_step(self, rgb: np.ndarray, instruction: str, pixel: tuple[float, float], success: bool) -> float:
+        """One AdamW step on the V-Adapter only (everything else frozen for the step); returns the loss."""
+        v_params = [p for _, p in self.vlm.named_group_params("v_adapter")]
+        prev = {id(p): p.requires_grad for p in self.vlm.peft.parameters()}
+        self.vlm.set_trainable(("v_adapter",))
+        try:
+            if self._tta_opt is None:
+                self._tta_opt = torch.optim.AdamW(v_params, lr=self.tta_lr, weight_decay=0.0)
+            self._tta_opt.zero_grad(set_to_none=True)
+            loss = self.affordance_loss(rgb, instruction, pixel, success)
+            loss.backward()
+            self._tta_opt.step()
+            self._tta_opt.zero_grad(set_to_none=True)
+        finally:
+            for p in self.vlm.peft.parameters():
+                p.requires_grad_(prev[id(p)])
+        self.vlm.adapter_version = f"{self.vlm.adapter_version.split('+tta')[0]}+tta{self._tta_count()}"
+        return float(loss.detach())
+
+    def _tta_count(self) -> int:
+        st = self._tta_opt.state if self._tta_opt is not None else {}
+        steps = [int(s["step"]) for s in st.values() if "step" in s]
+        return max(steps) if steps else 0
+
+    # ---- adapters ----------------------------------------------------------------------------------------
+    @property
+    def adapter_version(self) -> str:
+        return self.vlm.adapter_version
+
+    def save_adapters(self, directory: str | Path) -> str:
+        return self.vlm.save_adapters(directory)
+
+    def load_adapters(self, directory: str | Path) -> str:
+        """Hot swap the adapters of the live model; the loaded state becomes the one `reset_adapters` restores."""
+        v = self.vlm.load_adapters(directory)
+        self.vlm.mark_saved()
+        self._tta_opt = None
+        return v
+
+    def reset_adapters(self) -> str:
+        self._tta_opt = None
+        return self.vlm.reset_adapters()
+
+    def save(self, directory: str | Path) -> None:
+        self.vlm.save(directory)
