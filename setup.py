@@ -5,7 +5,7 @@ CMakeLists.txt; see README "How the build works".
 """
 from setuptools import find_packages, setup
 
-NODES = ["camera_node", "pose_service_node", "franka_node", "tta_node"]
+NODES = ["camera_node", "pose_service_node", "franka_node"]
 
 setup(
     name="manipllm_ros",

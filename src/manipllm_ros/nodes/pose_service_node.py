@@ -32,6 +32,8 @@ class PoseServiceNode(LifecycleNode):
         self.declare_parameter("model_path", "", d(description="checkpoint directory; overrides the YAML"))
         self.declare_parameter("adapter_path", "", d(description="adapter directory; overrides the YAML"))
         self.declare_parameter("busy_policy", "", d(description="queue | refuse; overrides the YAML"))
+        self.declare_parameter("autostart", True, d(description="configure and activate at start; false = wait "
+                                                       "for a lifecycle manager"))
         self.cfg: ManipllmConfig | None = None
         self.service: PoseService | None = None
         self._latest: dict[str, object] = {}
@@ -142,8 +144,9 @@ def main(args: list[str] | None = None) -> int:
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:
-        node.trigger_configure()
-        node.trigger_activate()
+        if node.get_parameter("autostart").value:
+            node.trigger_configure()
+            node.trigger_activate()
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
