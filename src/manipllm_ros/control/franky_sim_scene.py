@@ -25,15 +25,18 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
 SCENE_PORT = 1340
 TCP_OFFSET = 0.1034  # franky-sim's TCP: 0.1034 m along the hand z axis (RobotParameters.ee_tcp_xyz)
 
-# Gripper orientation facing +x (approach axis z = +x, forward x = -z_world): columns x, y, z.
-FACING_X = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+# Gripper orientation facing +x (approach axis z = +x, forward x = +z_world): columns x, y, z.
+FACING_X = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])
+# Ready configuration: TCP at (0.57, 0.10, 0.45) facing +x, 8 cm before the default contact. Found by damped
+# least-squares IK over the wrist angle, maximising the distance to the FR3 joint limits along a 12 cm pull
+# (>= 0.17 rad everywhere); starting there saves the 10+ s reorientation from franky-sim's home pose.
+READY_Q = (0.156, 0.064, 0.162, -2.51, 0.372, 4.179, 0.579)
 
 
 class SceneError(RuntimeError):
@@ -51,7 +54,8 @@ class ObjectSpec:
     """
 
     kind: str = "door"  # "door" | "drawer"
-    front_x: float = 0.55
+    front_x: float = 0.65
+    center_y: float = 0.10  # drawer only
     center_z: float = 0.45
     hinge_y: float = -0.25
     width: float = 0.45
@@ -72,7 +76,7 @@ class ObjectSpec:
         """Point on the suction face where the cup should seal, base frame (closed part)."""
         if self.kind == "door":
             return np.array([self.front_x, self.hinge_y + self.contact_radius, self.center_z])
-        return np.array([self.front_x, 0.0, self.center_z])
+        return np.array([self.front_x, self.center_y, self.center_z])
 
     def contact_rotation(self) -> np.ndarray:
         """Gripper rotation at the contact: approach axis into the face (+x)."""
@@ -91,9 +95,9 @@ def _add_object(sim, spec: ObjectSpec) -> None:
     common = dict(contype="0", conaffinity="0", rgba="0.7 0.5 0.3 1")
     if spec.kind == "door":
         body = ET.SubElement(wb, "body", name="part", pos=f"{spec.front_x + t / 2} {spec.hinge_y} {spec.center_z}")
-        # Positive angle about -z swings the free (+y) edge towards the robot (-x).
+        # Positive angle about +z swings the free (+y) edge towards the robot (-x).
         ET.SubElement(
-            body, "joint", name="part_joint", type="hinge", axis="0 0 -1", limited="true",
+            body, "joint", name="part_joint", type="hinge", axis="0 0 1", limited="true",
             range=f"{lo} {hi}", damping=str(spec.damping), frictionloss=str(spec.frictionloss),
         )
         ET.SubElement(
@@ -102,7 +106,7 @@ def _add_object(sim, spec: ObjectSpec) -> None:
         )
         ET.SubElement(body, "site", name="part_face", pos=f"{-t / 2} {spec.contact_radius} 0", size="0.01")
     else:
-        body = ET.SubElement(wb, "body", name="part", pos=f"{spec.front_x + 0.15} 0 {spec.center_z}")
+        body = ET.SubElement(wb, "body", name="part", pos=f"{spec.front_x + 0.15} {spec.center_y} {spec.center_z}")
         ET.SubElement(
             body, "joint", name="part_joint", type="slide", axis="-1 0 0", limited="true",
             range=f"{lo} {hi}", damping=str(spec.damping * 10), frictionloss=str(spec.frictionloss * 4),
@@ -139,6 +143,8 @@ class _SceneService:
         self.fail_at_tick: int | None = None
         self.lost = False
         self.max_weld_force = 0.0
+        # A bellows suction cup holds position but lets the part turn a little: weld with a weak torque.
+        self.torquescale = 0.0
 
     def ids(self) -> None:
         m = self.sim.model
@@ -161,20 +167,20 @@ class _SceneService:
         if self.face_distance() > self.spec.attach_tolerance:
             return False
         m, d = self.sim.model, self.sim.data
-        # Weld at the current relative pose: relpose = pose of body2 (part) in body1 (hand) frame.
-        p1, q1 = d.xpos[self.hand_body], d.xquat[self.hand_body]
-        p2, q2 = d.xpos[self.part_body], d.xquat[self.part_body]
+        # Weld at the current relative pose, about the cup (the TCP point w): the point w fixed in the
+        # part (eq_data[0:3], part frame) must stay at w fixed in the hand (eq_data[3:6], hand frame).
+        w = d.site_xpos[self.tcp_site].copy()
+        R1 = d.xmat[self.hand_body].reshape(3, 3)
+        R2 = d.xmat[self.part_body].reshape(3, 3)
         q1inv = np.zeros(4)
-        self._mj.mju_negQuat(q1inv, q1)
-        rel_p = np.zeros(3)
-        self._mj.mju_rotVecQuat(rel_p, p2 - p1, q1inv)
+        self._mj.mju_negQuat(q1inv, d.xquat[self.hand_body])
         rel_q = np.zeros(4)
-        self._mj.mju_mulQuat(rel_q, q1inv, q2)
+        self._mj.mju_mulQuat(rel_q, q1inv, d.xquat[self.part_body])
         # eq_data layout for weld: anchor(3), relpose pos(3), quat(4), torquescale(1)
-        m.eq_data[self.eq_id, 0:3] = 0.0
-        m.eq_data[self.eq_id, 3:6] = rel_p
+        m.eq_data[self.eq_id, 0:3] = R2.T @ (w - d.xpos[self.part_body])
+        m.eq_data[self.eq_id, 3:6] = R1.T @ (w - d.xpos[self.hand_body])
         m.eq_data[self.eq_id, 6:10] = rel_q
-        m.eq_data[self.eq_id, 10] = 1.0
+        m.eq_data[self.eq_id, 10] = self.torquescale
         d.eq_active[self.eq_id] = 1
         self.suction_on = True
         return True
@@ -255,13 +261,14 @@ class _SceneService:
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
 
-def serve(spec: ObjectSpec, hostname: str, scene_port: int = SCENE_PORT, realtime: float = 1.0) -> None:
+def serve(spec: ObjectSpec, hostname: str, scene_port: int = SCENE_PORT, realtime: float = 1.0,
+          initial_q: tuple[float, ...] = READY_Q) -> None:
     """Run franky-sim with the part until killed (blocking)."""
     import franky_sim
     from franky_sim.mujoco_simulator import MujocoSimulator
 
     with MujocoSimulator(enable_visualization=False) as sim:
-        sim.add_robot()
+        sim.add_robot(initial_q=initial_q)
         _add_object(sim, spec)
         service = _SceneService(sim, spec, hostname, scene_port)
         sim.register_pre_step_callback(service)
