@@ -52,7 +52,8 @@ def call(executor, client, req, timeout=120.0):
 @pytest.mark.ros
 def test_bad_requests_get_error_responses(spawn, rclpy_context, tiny_checkpoint):
     node_proc = spawn([PYTHON, "-m", "manipllm_ros.nodes.pose_service_node", "--ros-args",
-                       "-p", f"model_path:={tiny_checkpoint}", "-p", "busy_policy:=queue"], name="pose_service")
+                       "-p", f"model_path:={tiny_checkpoint}", "-p", "busy_policy:=queue",
+                       "-p", f"tta_state_dir:={tiny_checkpoint.parent / 'tta'}"], name="pose_service")
     node_proc.wait_for("active: /predict_pose is serving", timeout=120)
     node = rclpy.create_node("pose_client", context=rclpy_context)
     executor = SingleThreadedExecutor(context=rclpy_context)
@@ -83,4 +84,18 @@ def test_bad_requests_get_error_responses(spawn, rclpy_context, tiny_checkpoint)
     assert res.error.startswith("could not parse pose from model output"), res.error
     assert res.latency.total_ms > 0
     assert node_proc.popen.poll() is None
+
+    # The TTA node lives in the same process: an outcome for a prediction that was never made is refused.
+    from std_srvs.srv import Trigger
+
+    from manipllm.srv import ReportOutcome
+
+    report = node.create_client(ReportOutcome, "report_outcome")
+    assert report.wait_for_service(timeout_sec=30)
+    res = call(executor, report, ReportOutcome.Request(prediction_id=12345, success=True))
+    assert not res.accepted and not res.updated and "unknown prediction id 12345" in res.error
+    reset = node.create_client(Trigger, "reset_adapter")
+    assert reset.wait_for_service(timeout_sec=30)
+    res = call(executor, reset, Trigger.Request())
+    assert res.success and "adapter version 1" in res.message
     node.destroy_node()

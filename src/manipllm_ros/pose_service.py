@@ -8,6 +8,7 @@ raises for bad input, so one bad request can never take the service down.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import threading
 import time
@@ -165,6 +166,12 @@ class PoseService:
     def _fail(self, error: str, t0: float, lat: dict[str, float]) -> PoseResult:
         lat["total_ms"] = (time.perf_counter() - t0) * 1e3
         return PoseResult(success=False, error=error, adapter_version=self.adapter_version, latency_ms=lat)
+
+    @contextlib.contextmanager
+    def model_lock(self):
+        """Exclusive use of the model (test-time adaptation, adapter swaps) between two predictions."""
+        with self._model_lock:
+            yield
 
     # -- memory for outcome reports -----------------------------------------------------------------------
     def _remember(self, pid: int, item: _Remembered) -> None:

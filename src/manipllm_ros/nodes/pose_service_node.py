@@ -21,7 +21,9 @@ from manipllm.srv import PredictPose
 from manipllm_ros.config import ManipllmConfig, load_config
 from manipllm_ros.images import K_from_camera_info, depth_from_msg, rgb_from_msg
 from manipllm_ros.nodes.convert import fill_predict_response, qos_profile, stamp_seconds
+from manipllm_ros.nodes.tta_node import TTANode
 from manipllm_ros.pose_service import InputError, PoseService, RGBDFrame
+from manipllm_ros.tta import TestTimeAdapter
 
 
 class PoseServiceNode(LifecycleNode):
@@ -32,10 +34,13 @@ class PoseServiceNode(LifecycleNode):
         self.declare_parameter("model_path", "", d(description="checkpoint directory; overrides the YAML"))
         self.declare_parameter("adapter_path", "", d(description="adapter directory; overrides the YAML"))
         self.declare_parameter("busy_policy", "", d(description="queue | refuse; overrides the YAML"))
+        self.declare_parameter("tta_state_dir", "", d(description="where adapted adapters persist; overrides "
+                                                           "the YAML"))
         self.declare_parameter("autostart", True, d(description="configure and activate at start; false = wait "
                                                        "for a lifecycle manager"))
         self.cfg: ManipllmConfig | None = None
         self.service: PoseService | None = None
+        self._tta: TTANode | None = None
         self._latest: dict[str, object] = {}
         self._latest_lock = threading.Lock()
         self._srv_group = ReentrantCallbackGroup()
@@ -50,6 +55,8 @@ class PoseServiceNode(LifecycleNode):
                 value = self.get_parameter(name).value
                 if value:
                     setattr(cfg.pose_service, name, value)
+            if self.get_parameter("tta_state_dir").value:
+                cfg.tta.state_dir = self.get_parameter("tta_state_dir").value
             cfg = ManipllmConfig.model_validate(cfg.model_dump())  # re-validate the overrides
         except Exception as exc:
             self.get_logger().error(f"configuration failed: {exc}")
@@ -78,10 +85,18 @@ class PoseServiceNode(LifecycleNode):
             self.get_logger().error(f"could not load the model from '{ps.model_path}': {exc}")
             return TransitionCallbackReturn.FAILURE
         self.service = PoseService(predictor, ps, self.cfg.frames)
+        self._tta = TTANode(TestTimeAdapter(self.service, self.cfg.tta))
+        if self.executor is not None:
+            self.executor.add_node(self._tta)
         self.get_logger().info("active: /predict_pose is serving")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        if self._tta is not None:
+            if self.executor is not None:
+                self.executor.remove_node(self._tta)
+            self._tta.destroy_node()
+            self._tta = None
         self.service = None
         gc.collect()
         try:
