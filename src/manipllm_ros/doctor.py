@@ -105,14 +105,49 @@ def check_realsense() -> CheckResult:
                        f"{n_devices} RealSense camera(s) connected")
 
 
+def _free_loopback_host() -> str:
+    import random
+    import socket
+
+    for _ in range(100):
+        host = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+        with socket.socket() as s:
+            try:
+                s.bind((host, 1337))
+                return host
+            except OSError:
+                continue
+    raise RuntimeError("no free loopback address for franky-sim")
+
+
 def check_franky() -> CheckResult:
+    """Start franky-sim on a private loopback address and read the robot state through the real libfranka client."""
     from importlib.metadata import version
 
-    import franky  # noqa: F401
-    import franky_sim  # noqa: F401
+    import franky
 
-    return CheckResult("franky + franky-sim", True,
-                       f"franky-control {version('franky-control')}, franky-sim {version('franky-sim')}")
+    host = _free_loopback_host()
+    proc = subprocess.Popen([sys.executable, "-m", "franky_sim.run_server", "-s", "mujoco", "--hostname", host],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:  # the server prints its address once it listens
+            if "Connect to the server" in line or time.monotonic() > deadline:
+                break
+        if proc.poll() is not None:
+            raise RuntimeError(f"franky-sim exited with code {proc.returncode}")
+        robot = franky.Robot(host, realtime_config=franky.RealtimeConfig.Ignore)
+        q = robot.current_joint_state.position
+        robot_ok = len(q) == 7
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return CheckResult("franky + franky-sim", robot_ok,
+                       f"franky-control {version('franky-control')} read 7 joints from franky-sim "
+                       f"{version('franky-sim')} at {host} over the libfranka protocol")
 
 
 def check_torch() -> CheckResult:
