@@ -121,6 +121,11 @@ class FrankyConfig(BaseModel):
         description="Low (Nm/rad) so the wrist turns with a door instead of fighting the suction seal.",
     )
     max_force: float = Field(40.0, gt=0.0, description="Clip of the impedance error x stiffness (N).")
+    step_force: float = Field(
+        20.0, gt=0.0,
+        description="Force (N) with which a compliant step leads the arm (target ahead by step_force/stiffness). "
+        "Above the ~6 N joint friction measured at the TCP, below max_force.",
+    )
     max_speed: float = Field(0.1, gt=0.0, le=0.5, description="Speed (m/s) of compliant steps and free moves.")
     settle_time: float = Field(0.15, ge=0.0, description="Wait (s) after a step before reading the pose.")
     position_tolerance: float = Field(
@@ -131,6 +136,8 @@ class FrankyConfig(BaseModel):
 
     @model_validator(mode="after")
     def _lengths(self) -> "FrankyConfig":
+        if self.step_force > self.max_force:
+            raise ValueError(f"FrankyConfig.step_force={self.step_force} exceeds max_force={self.max_force}")
         if len(self.collision_torque_thresholds) != 7:
             raise ValueError("FrankyConfig.collision_torque_thresholds needs 7 values (one per joint)")
         if len(self.collision_force_thresholds) != 6:

@@ -206,16 +206,26 @@ class FrankyArm(Arm):
         if not compliant:
             end = self.move_to(EEPose(goal, start.rotation))
             return self._result(d, start, end)
+        # Compliant: a target that runs ahead of the measured pose by `lead` (bounded force), advancing at
+        # max_speed, until the part has let the end effector cover `distance` along d or time is up. Joint
+        # friction and the part's resistance would otherwise leave a plain position target far short.
         trk = self._tracker()
-        duration = max(distance / self.cfg.max_speed, 0.02)
+        c = self.cfg
+        lead = c.step_force / c.translational_stiffness
+        t_max = distance / c.max_speed * 2.0 + c.settle_time + 0.3
         t0 = time.monotonic()
         while True:
-            s = min((time.monotonic() - t0) / duration, 1.0)
-            trk.set_target(self._affine(start.position + d * distance * s, start.rotation))
-            if s >= 1.0:
+            now = self.current_pose()
+            done = float(np.dot(now.position - start.position, d))
+            elapsed = time.monotonic() - t0
+            if done >= distance or elapsed > t_max:
                 break
+            ramp = min(elapsed * c.max_speed, distance)  # where a rigid arm would be by now
+            aim = min(max(ramp - done, 0.0) + lead, distance - done + lead)
+            trk.set_target(self._affine(now.position + d * aim, start.rotation))
             self._wait(0.01, "move_along")
-        self._wait(self.cfg.settle_time, "move_along")
+        trk.set_target(self._affine(now.position, now.rotation))
+        self._wait(c.settle_time, "move_along")
         end = self.current_pose()
         trk.set_target(self._affine(end.position, end.rotation))  # relax: what the part allowed is the new pose
         return self._result(d, start, end)

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -143,6 +146,7 @@ class _SceneService:
         self.fail_at_tick: int | None = None
         self.lost = False
         self.max_weld_force = 0.0
+        self.parent = os.getppid()
         # A bellows suction cup holds position but lets the part turn a little: weld with a weak torque.
         self.torquescale = 0.0
 
@@ -220,6 +224,8 @@ class _SceneService:
             if f > self.spec.suction_max_force or (self.fail_at_tick is not None and self.tick >= self.fail_at_tick):
                 self.release()
                 self.lost = True
+        if self.tick % 1000 == 0 and os.getppid() != self.parent:
+            os._exit(0)  # the process that started us is gone (e.g. a killed test run): do not linger
         if self.tick % 5:
             return
         try:
@@ -313,33 +319,42 @@ class FrankySimProcess:
         self.hostname = hostname or free_loopback_address()
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen | None = None
+        self.log = None
 
     def start(self) -> "FrankySimProcess":
         args = [sys.executable, "-m", "manipllm_ros.control.franky_sim_scene", "--hostname", self.hostname,
                 "--spec", json.dumps(asdict(self.spec))]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # Output goes to a file, never a pipe: a chatty simulator must not block on a full pipe mid-run.
+        self.log = tempfile.NamedTemporaryFile(prefix="franky_sim_", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.startup_timeout
-        lines = []
         while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("READY"):
+            text = self.output()
+            if "READY" in text:
                 return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        text = self.output()
         self.stop()
-        raise SceneError(f"franky-sim scene did not start on {self.hostname}:\n{''.join(lines[-20:])}")
+        raise SceneError(f"franky-sim scene did not start on {self.hostname}:\n{text[-3000:]}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace") if self.log else ""
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            self.proc = None
+        if self.log is not None:
+            self.log.close()
+            Path(self.log.name).unlink(missing_ok=True)
+            self.log = None
 
     def __enter__(self) -> "FrankySimProcess":
         return self.start()
