@@ -146,10 +146,11 @@ class _Mjcf:
         self.geom(where, "box", center, half, mat, **kw)
 
     def xml(self, part_name: str, part_pos, joint: str, jtype: str, axis, rng: tuple[float, float],
-            damping: float, friction: float, armature: float = 0.01) -> str:
+            damping: float, friction: float, armature: float = 0.01, spring: tuple[float, float] | None = None) -> str:
         base = "\n      ".join(self.base)
         part = "\n        ".join(self.part)
         assets = "\n    ".join(self.assets)
+        sp = f' stiffness="{spring[0]:.4g}" springref="{spring[1]:.4g}"' if spring else ""
         return f"""<mujoco model="{self.name}">
   <compiler angle="radian"/>
   <asset>
@@ -160,7 +161,7 @@ class _Mjcf:
       {base}
       <body name="{part_name}" pos="{_f(part_pos)}">
         <joint name="{joint}" type="{jtype}" axis="{_f(axis)}" range="{rng[0]:.5g} {rng[1]:.5g}" limited="true"
-               damping="{damping:.4g}" frictionloss="{friction:.4g}" armature="{armature:.4g}"/>
+               damping="{damping:.4g}" frictionloss="{friction:.4g}" armature="{armature:.4g}"{sp}/>
         {part}
       </body>
     </body>
@@ -616,9 +617,13 @@ def _build(category: str, seed: int) -> ObjectSpec:
                 m.box("part", (Lc / 2 - 0.004, 0, 0.004), (0.003, W / 2 * 0.8, 0.003), pm)  # ridge to push on
             hinge_side = "none"
 
+    # Return springs (preloaded against the closed stop) where gravity would otherwise open the part by itself.
+    spring = {"toaster_lever": (6.0, -0.03), "mouse_button": (0.1, -0.3), "stapler": (1.0, -0.3)}.get(category)
+    if category in ("display_tilt", "folding_chair"):  # balanced upright: friction keeps them there
+        friction = max(friction, 0.5)
     joint = f"{part_name}_joint"
     body_name = part_name
-    xml = m.xml(body_name, geo["part_pos"], joint, jtype, geo["axis"], jrange, damping, friction)
+    xml = m.xml(body_name, geo["part_pos"], joint, jtype, geo["axis"], jrange, damping, friction, spring=spring)
     cat_disp = category_name(category)
     meta = ObjectMeta(
         object_id=f"{category}-{seed:06d}",
