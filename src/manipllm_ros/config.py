@@ -64,6 +64,14 @@ class CameraConfig(_Strict):
     qos_depth: int = Field(5, gt=0, description="History depth of the image publishers/subscribers.")
     qos_reliability: Literal["reliable", "best_effort"] = Field("reliable", description="best_effort matches "
                                                                 "realsense-ros's sensor-data profile.")
+    bag_loop: bool = Field(True, description="Start a recording again at its end (source = bag), so a short "
+                           "recording feeds a long-running system.")
+    bag_realtime: bool = Field(True, description="Play a recording at its recorded pace; false = as fast as it is "
+                               "read (tests, offline processing).")
+    sim_category: str = Field("storage_cabinet_door", description="Object category the MuJoCo camera looks at "
+                              "(source = sim); one of manipllm_ros.sim.objects.ALL_CATEGORIES.")
+    sim_seed: int = Field(0, ge=0, description="Seed of the simulated object and camera pose (source = sim); the "
+                          "same seed gives the same scene.")
 
 
 class PoseServiceConfig(_Strict):

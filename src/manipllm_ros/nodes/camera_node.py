@@ -1,0 +1,145 @@
+"""camera_node: colour, aligned depth and camera_info on realsense-ros's topics, from any `FrameSource`.
+
+A reader thread pulls frames from the source and publishes them, so a slow source (or a slow subscriber on a
+reliable topic) never blocks the executor, which only serves `~/enable_streaming` (std_srvs/SetBool: false
+stops publishing, as if the camera died; true resumes). All three messages of a frame carry the same stamp and
+the frame id `frames.camera_frame` (camera_color_optical_frame), so either this node or realsense-ros can feed
+the pose service.
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+import threading
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from std_srvs.srv import SetBool
+
+from manipllm_ros.camera.sources import CameraError, Frame, FrameSource, open_source
+from manipllm_ros.config import ManipllmConfig, load_config
+from manipllm_ros.images import depth_fields, rgb_fields
+from manipllm_ros.nodes.convert import qos_profile, stamp_from_seconds
+
+
+def _image(fields: dict, frame_id: str, stamp: float) -> Image:
+    msg = Image(height=fields["height"], width=fields["width"], encoding=fields["encoding"],
+                is_bigendian=fields["is_bigendian"], step=fields["step"])
+    msg.data = array.array("B", fields["data"])  # array.array skips the per-byte field check
+    msg.header.frame_id = frame_id
+    stamp_from_seconds(stamp, msg.header.stamp)
+    return msg
+
+
+def camera_info(frame: Frame, frame_id: str) -> CameraInfo:
+    """CameraInfo of a rectified-by-model colour stream, filled as realsense-ros does (R = I, P = [K | 0])."""
+    K = frame.K
+    msg = CameraInfo(height=frame.height, width=frame.width, distortion_model=frame.distortion_model)
+    msg.d = [float(c) for c in frame.distortion]
+    msg.k = [float(x) for x in K.reshape(9)]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [K[0, 0], 0.0, K[0, 2], 0.0, 0.0, K[1, 1], K[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
+    msg.header.frame_id = frame_id
+    stamp_from_seconds(frame.stamp, msg.header.stamp)
+    return msg
+
+
+class CameraNode(Node):
+    def __init__(self) -> None:
+        super().__init__("camera")
+        d = ParameterDescriptor
+        self.declare_parameter("config_file", "", d(description="manipllm YAML config (config/*.yaml)"))
+        self.declare_parameter("source", "", d(description="realsense | bag | sim; overrides the YAML"))
+        self.declare_parameter("serial", "", d(description="RealSense serial number; overrides the YAML"))
+        self.declare_parameter("bag_path", "", d(description="recording to play (source bag); overrides the YAML"))
+        cfg = load_config(self.get_parameter("config_file").value)
+        for name in ("source", "serial", "bag_path"):
+            if self.get_parameter(name).value:
+                setattr(cfg.camera, name, self.get_parameter(name).value)
+        self.cfg = ManipllmConfig.model_validate(cfg.model_dump())  # re-validate the overrides
+        cam = self.cfg.camera
+        self.frame_id = self.cfg.frames.camera_frame
+        qos = qos_profile(cam.qos_depth, cam.qos_reliability)
+        self.pub_rgb = self.create_publisher(Image, cam.color_topic, qos)
+        self.pub_depth = self.create_publisher(Image, cam.depth_topic, qos)
+        self.pub_info = self.create_publisher(CameraInfo, cam.info_topic, qos)
+        self.create_service(SetBool, "~/enable_streaming", self._on_enable)
+        self.streaming = threading.Event()
+        self.streaming.set()
+        self._stop = threading.Event()
+        self.published = 0
+        self.source_gaps = 0  # frames the source skipped (colour frame-number gaps)
+        self.source: FrameSource = open_source(cam)
+        self.source.open()
+        self._thread = threading.Thread(target=self._run, name="camera_reader", daemon=True)
+        self._thread.start()
+        self.get_logger().info(f"streaming {self.source.name} at {cam.width}x{cam.height} on {cam.color_topic}, "
+                               f"{cam.depth_topic}, {cam.info_topic} (frame {self.frame_id})")
+
+    def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
+        (self.streaming.set if req.data else self.streaming.clear)()
+        res.success, res.message = True, "streaming" if req.data else "stopped: no frames are published"
+        self.get_logger().info(res.message)
+        return res
+
+    def _run(self) -> None:
+        last_number = None
+        try:
+            while not self._stop.is_set():
+                frame = self.source.read(timeout=0.5)
+                if frame is None:
+                    if self.source.finished:
+                        self.get_logger().info(f"recording ended after {self.published} frames")
+                        return
+                    continue
+                if last_number is not None and frame.frame_number > last_number + 1:  # a loop restart is no gap
+                    self.source_gaps += frame.frame_number - last_number - 1
+                last_number = frame.frame_number
+                if self.streaming.is_set():
+                    self.publish(frame)
+        except Exception as exc:  # noqa: BLE001 - the reader must report, not vanish silently
+            if not self._stop.is_set() and self.context.ok():
+                self.get_logger().error(f"camera reader stopped: {exc}")
+
+    def publish(self, frame: Frame) -> None:
+        self.pub_rgb.publish(_image(rgb_fields(frame.rgb), self.frame_id, frame.stamp))
+        self.pub_depth.publish(_image(depth_fields(frame.depth), self.frame_id, frame.stamp))
+        self.pub_info.publish(camera_info(frame, self.frame_id))
+        self.published += 1
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self.source.close()
+        # print, not the ROS logger: after SIGINT the context (and /rosout) is already gone
+        print(f"camera_node stopped: published {self.published} frames, source skipped {self.source_gaps}",
+              flush=True)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args if args is not None else sys.argv)
+    try:
+        node = CameraNode()
+    except (CameraError, FileNotFoundError, ValueError) as exc:
+        print(f"camera_node: {exc}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
