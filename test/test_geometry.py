@@ -67,10 +67,11 @@ def test_rotation_degenerate_inputs(up, fw, match):
         G.rotation_from_up_forward(up, fw)
 
 
-def test_approach_pose_offsets_along_up():
-    R = G.rotation_from_up_forward([0, 0, -1], [1, 0, 0])
+def test_approach_pose_backs_off_against_up():
+    # camera looks along +z at a surface facing the camera: normal -z, so up (into the surface) is +z
+    R = G.rotation_from_up_forward([0, 0, 1], [1, 0, 0])
     pos, R2 = G.approach_pose([0.1, 0.2, 1.0], R, 0.05)
-    np.testing.assert_allclose(pos, [0.1, 0.2, 0.95])
+    np.testing.assert_allclose(pos, [0.1, 0.2, 0.95])  # in front of the surface, towards the camera
     np.testing.assert_allclose(R2, R)
 
 

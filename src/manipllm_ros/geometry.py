@@ -4,7 +4,8 @@ Conventions (shared by all of manipllm):
 - Camera frame: OpenCV optical frame, x right, y down, z forward (metres).
 - Pixel (u, v) = (column, row), origin top-left, in pixels of the original camera image.
 - Gripper rotation matrix columns = [forward (orthonormalised), up x forward, up]: x = forward, z = up = the
-  approach axis. The gripper approaches the contact point along -z, i.e. it starts at point + distance * up.
+  approach axis. up = minus the surface normal, so the gripper approaches the contact point moving along +z: it
+  starts at point - distance * up.
 - Quaternions are (x, y, z, w), as in ROS.
 """
 
@@ -117,10 +118,14 @@ def rotation_from_up_forward(up: Sequence[float], forward: Sequence[float], min_
 
 
 def approach_pose(point: Sequence[float], R: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pre-contact pose: `distance` metres back from the contact point along up (R's z column)."""
+    """Pre-contact pose, `distance` metres back from the contact point against up (R's z column).
+
+    up = minus the surface normal (it points into the part), so the gripper starts at point - distance * up
+    and moves along +up onto the surface.
+    """
     p = np.asarray(point, dtype=float).reshape(3)
     R = np.asarray(R, dtype=float).reshape(3, 3)
-    return p + float(distance) * R[:, 2], R.copy()
+    return p - float(distance) * R[:, 2], R.copy()
 
 
 def make_transform(R: np.ndarray, t: Sequence[float]) -> np.ndarray:
