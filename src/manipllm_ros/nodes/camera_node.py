@@ -54,12 +54,15 @@ class CameraNode(Node):
         d = ParameterDescriptor
         self.declare_parameter("config_file", "", d(description="manipllm YAML config (config/*.yaml)"))
         self.declare_parameter("source", "", d(description="realsense | bag | sim; overrides the YAML"))
-        self.declare_parameter("serial", "", d(description="RealSense serial number; overrides the YAML"))
+        # Serials look like integers on the command line; accept either type (quote "'0123'" to keep zeros).
+        self.declare_parameter("serial", "", d(description="RealSense serial number; overrides the YAML",
+                                               dynamic_typing=True))
         self.declare_parameter("bag_path", "", d(description="recording to play (source bag); overrides the YAML"))
         cfg = load_config(self.get_parameter("config_file").value)
         for name in ("source", "serial", "bag_path"):
-            if self.get_parameter(name).value:
-                setattr(cfg.camera, name, self.get_parameter(name).value)
+            value = self.get_parameter(name).value
+            if value not in (None, ""):
+                setattr(cfg.camera, name, str(value))
         self.cfg = ManipllmConfig.model_validate(cfg.model_dump())  # re-validate the overrides
         cam = self.cfg.camera
         self.frame_id = self.cfg.frames.camera_frame

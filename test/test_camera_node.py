@@ -1,0 +1,164 @@
+"""camera_node as a real process over DDS: a librealsense recording comes out on realsense-ros's three topics
+with one stamp and frame id per frame and the recording's content; streaming can be stopped and resumed; a
+missing recording or an absent camera stop the node with a clear message."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import rclpy
+import yaml
+from rclpy.executors import SingleThreadedExecutor
+
+from conftest import PYTHON
+
+from manipllm_ros.camera.record import SyntheticRig, synthetic_rgb, write_synthetic_recording
+from manipllm_ros.config import CameraConfig
+
+RIG = SyntheticRig()
+NODE = [PYTHON, "-m", "manipllm_ros.nodes.camera_node"]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    return write_synthetic_recording(tmp_path_factory.mktemp("camnode") / "synthetic.db3", 30, RIG, paced=True)
+
+
+def config_file(tmp_path, **camera) -> str:
+    path = tmp_path / "camera.yaml"
+    path.write_text(yaml.safe_dump({"camera": camera}))
+    return str(path)
+
+
+class Collector:
+    """Subscribes to the three camera topics in the test process and keeps what arrives, by topic."""
+
+    def __init__(self, context, reliability: str = "reliable") -> None:
+        from sensor_msgs.msg import CameraInfo, Image
+
+        from manipllm_ros.nodes.convert import qos_profile
+
+        cam = CameraConfig()
+        self.node = rclpy.create_node("camera_test_client", context=context)
+        self.msgs: dict[str, list] = defaultdict(list)
+        self.lock = threading.Lock()
+        qos = qos_profile(10, reliability)
+        for key, topic, cls in (("rgb", cam.color_topic, Image), ("depth", cam.depth_topic, Image),
+                                ("info", cam.info_topic, CameraInfo)):
+            self.node.create_subscription(cls, topic, lambda m, k=key: self._store(k, m), qos)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+
+    def _store(self, key, msg) -> None:
+        with self.lock:
+            self.msgs[key].append(msg)
+
+    def spin_until(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+            if predicate():
+                return True
+        return False
+
+    def count(self) -> int:
+        return min(len(self.msgs[k]) for k in ("rgb", "depth", "info"))
+
+    def close(self) -> None:
+        self.node.destroy_node()
+
+
+def stamp(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+@pytest.mark.ros
+def test_node_publishes_recording_on_realsense_topics(spawn, rclpy_context, recording, tmp_path):
+    from std_srvs.srv import SetBool
+
+    from manipllm_ros.images import K_from_camera_info, depth_from_msg, rgb_from_msg
+
+    proc = spawn([*NODE, "--ros-args", "-p", f"config_file:={config_file(tmp_path, source='realsense')}",
+                  "-p", "source:=bag", "-p", f"bag_path:={recording}"], name="camera_node")
+    proc.wait_for("streaming recording", timeout=60)
+    sub = Collector(rclpy_context)
+    try:
+        assert sub.spin_until(lambda: sub.count() >= 20, timeout=30), f"received {dict(sub.msgs)}:\n{proc.output()}"
+        rgb_msgs, depth_msgs, info_msgs = (list(sub.msgs[k]) for k in ("rgb", "depth", "info"))
+        by_stamp = {k: {stamp(m): m for m in msgs} for k, msgs in (("rgb", rgb_msgs), ("depth", depth_msgs),
+                                                                      ("info", info_msgs))}
+        common = set(by_stamp["rgb"]) & set(by_stamp["depth"]) & set(by_stamp["info"])
+        assert len(common) >= 15, "colour, depth and camera_info of one frame must carry the same stamp"
+        assert len(by_stamp["rgb"]) == len(rgb_msgs), "every frame has its own stamp"
+        for t in sorted(common)[:5]:
+            rgb, depth, info = (by_stamp[k][t] for k in ("rgb", "depth", "info"))
+            for m in (rgb, depth, info):
+                assert m.header.frame_id == "camera_color_optical_frame"
+                assert (m.width, m.height) == (RIG.width, RIG.height)
+            assert rgb.encoding == "rgb8" and depth.encoding == "16UC1"
+            img = rgb_from_msg(rgb)
+            n = int(img[0, 0, 0])  # the synthetic recording writes its frame number into red
+            assert np.array_equal(img, synthetic_rgb(n, RIG))
+            d = depth_from_msg(depth)
+            assert np.nanmin(d) == pytest.approx(RIG.box_m, abs=1e-3)
+            assert np.nanmedian(d) == pytest.approx(RIG.wall_m, abs=1e-3)
+            assert np.allclose(K_from_camera_info(info), RIG.color.K)
+            assert info.distortion_model == "plumb_bob" and list(info.d) == [0.0] * 5
+            assert list(info.p) == pytest.approx([615.0, 0, 321.25, 0, 0, 615.0, 238.75, 0, 0, 0, 1, 0])
+        stamps = sorted(by_stamp["rgb"])
+        assert abs(stamps[-1] * 1e-9 - time.time()) < 5.0, "stamps are host time, comparable to the receiver's"
+
+        # Stop the source (a camera that dies), then resume.
+        client = sub.node.create_client(SetBool, "/camera/enable_streaming")
+        assert client.wait_for_service(timeout_sec=10)
+        for enable in (False, True):
+            future = client.call_async(SetBool.Request(data=enable))
+            assert sub.spin_until(future.done, timeout=10) and future.result().success
+            if not enable:
+                sub.spin_until(lambda: False, timeout=0.5)  # let frames in flight arrive
+                before = len(sub.msgs["rgb"])
+                sub.spin_until(lambda: False, timeout=1.5)
+                assert len(sub.msgs["rgb"]) == before, "frames kept coming after streaming was stopped"
+            else:
+                before = len(sub.msgs["rgb"])
+                assert sub.spin_until(lambda: len(sub.msgs["rgb"]) >= before + 5, timeout=10)
+    finally:
+        sub.close()
+    assert proc.stop() == 0
+    assert "camera_node stopped: published" in proc.output()
+
+
+@pytest.mark.ros
+def test_node_sim_source_best_effort(spawn, rclpy_context, tmp_path):
+    cfg = config_file(tmp_path, source="sim", width=160, height=120, fps=10, qos_reliability="best_effort",
+                      sim_category="microwave", sim_seed=3)
+    proc = spawn([*NODE, "--ros-args", "-p", f"config_file:={cfg}"], name="camera_node")
+    proc.wait_for("streaming MuJoCo camera", timeout=60)
+    sub = Collector(rclpy_context, "best_effort")
+    try:
+        assert sub.spin_until(lambda: sub.count() >= 3, timeout=30), proc.output()
+        from manipllm_ros.images import depth_from_msg
+
+        rgb, depth = sub.msgs["rgb"][-1], sub.msgs["depth"][-1]
+        assert (rgb.width, rgb.height, depth.width, depth.height) == (160, 120, 160, 120)
+        d = depth_from_msg(depth)
+        assert np.isfinite(d).mean() > 0.5 and 0.1 < np.nanmedian(d) < 10.0
+    finally:
+        sub.close()
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("args, message", [
+    (["-p", "source:=bag", "-p", "bag_path:=/nonexistent/rec.db3"], "recording not found: /nonexistent/rec.db3"),
+    (["-p", "source:=realsense", "-p", "serial:=123456789012"], "no RealSense camera with serial '123456789012'"),
+    (["-p", "source:=bag"], "camera.source is 'bag' but camera.bag_path is empty"),
+])
+def test_node_refuses_bad_source(spawn, args, message):
+    proc = spawn([*NODE, "--ros-args", *args], name="camera_node")
+    proc.popen.wait(timeout=60)
+    assert proc.popen.returncode == 2, proc.output()
+    assert message in proc.output()
