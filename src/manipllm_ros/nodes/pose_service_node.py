@@ -15,12 +15,15 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import MarkerArray
 
 from manipllm.srv import PredictPose
 from manipllm_ros.config import ManipllmConfig, load_config
 from manipllm_ros.images import K_from_camera_info, depth_from_msg, rgb_from_msg
 from manipllm_ros.nodes.convert import fill_predict_response, qos_profile, stamp_seconds
+from manipllm_ros.nodes.markers import prediction_markers
 from manipllm_ros.nodes.tta_node import TTANode
 from manipllm_ros.pose_service import InputError, PoseService, RGBDFrame
 from manipllm_ros.tta import TestTimeAdapter
@@ -46,6 +49,8 @@ class PoseServiceNode(LifecycleNode):
         self._srv_group = ReentrantCallbackGroup()
         self._cam_group = MutuallyExclusiveCallbackGroup()
         self.create_service(PredictPose, "predict_pose", self._on_predict, callback_group=self._srv_group)
+        self._markers = self.create_publisher(MarkerArray, "/manipllm/markers", 10)
+        self._approach = self.create_publisher(PoseStamped, "/manipllm/approach_pose", 10)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -146,11 +151,21 @@ class PoseServiceNode(LifecycleNode):
         result = service.predict(req.instruction, frame, req.chain_of_thought)
         fill_predict_response(res, result, frame, self.cfg.frames)
         if result.success:
+            self._publish_visuals(res)
             self.get_logger().info(f"prediction {result.prediction_id}: pixel ({result.u}, {result.v}), "
                                    f"category '{result.category}', {result.latency_ms.get('total_ms', 0):.0f} ms")
         else:
             self.get_logger().warn(f"request failed: {result.error}")
         return res
+
+    def _publish_visuals(self, res: PredictPose.Response) -> None:
+        stamp = self.get_clock().now().to_msg()
+        self._markers.publish(prediction_markers(res.pose, stamp, res.reasoning.category,
+                                                 res.reasoning.affordance_reasoning))
+        msg = PoseStamped()
+        msg.header.frame_id, msg.header.stamp = res.pose.base_frame, stamp
+        msg.pose = res.pose.approach_pose_base
+        self._approach.publish(msg)
 
 
 def main(args: list[str] | None = None) -> int:
