@@ -3,7 +3,7 @@
 `World(obj, seed)` builds the scene; `World.observe()` renders RGB, aligned z-depth (m), the movable-part mask,
 surface normals and the affordance map of the paper's Eq. 1, all from the same camera. Camera pose ranges
 (relative to the object's front, +x of the object frame): azimuth U(-50, 50) deg, elevation U(20, 55) deg,
-distance such that the object's bounding sphere spans 45-75 % of the vertical field of view, look-at point
+distance such that the object's bounding sphere spans 60-95 % of the vertical field of view, look-at point
 the object centre jittered by 10 % of its radius. `attach_object` merges an object into any MjSpec (the FR3
 scene of franky-sim uses it).
 """
@@ -60,7 +60,7 @@ class WorldConfig(BaseModel):
                                              "(+x); wide, as in the paper, but the opening side stays visible.")
     elevation_deg: tuple[float, float] = Field((20.0, 55.0), description="Camera elevation above the horizon; "
                                                "lids and flat objects need a view from above.")
-    fill: tuple[float, float] = Field((0.45, 0.75), description="Fraction of the vertical field of view the "
+    fill: tuple[float, float] = Field((0.6, 0.95), description="Fraction of the vertical field of view the "
                                       "object's bounding sphere spans; sets the distance for any object scale.")
     yaw_deg: tuple[float, float] = Field((-15.0, 15.0), description="Random yaw of the object about z.")
     timestep: float = Field(0.002, description="Physics step (s); 2 ms is stable for the gripper gains used.")
@@ -108,6 +108,8 @@ def attach_object(spec: mujoco.MjSpec, obj: ObjectSpec, pos=(0.0, 0.0, 0.0), qua
     root = child.body("object")
     if root is None:
         raise ObjectLoadError(f"object {obj.meta.object_id!r}: no body named 'object' at the root")
+    if obj.assets:
+        spec.assets = {**spec.assets, **obj.assets}
     frame = spec.worldbody.add_frame(pos=np.asarray(pos, float), quat=np.asarray(quat, float))
     frame.attach_body(root, prefix, "")
     return prefix + obj.meta.movable_body
