@@ -162,3 +162,62 @@ def test_node_refuses_bad_source(spawn, args, message):
     proc.popen.wait(timeout=60)
     assert proc.popen.returncode == 2, proc.output()
     assert message in proc.output()
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_stopped_camera_makes_predict_pose_answer_no_recent_image(spawn, rclpy_context, recording, tmp_path):
+    """The fault path end to end: pose service fed by the camera node; the camera stops; /predict_pose answers
+    'no recent image' at once instead of waiting for a frame."""
+    from std_srvs.srv import SetBool
+
+    from manipllm.srv import PredictPose
+    from manipllm_ros.model.config import ModelConfig
+    from manipllm_ros.model.policy import PosePredictor
+
+    ckpt = tmp_path / "tiny"
+    PosePredictor.from_config(ModelConfig()).save(ckpt)
+    cfg = tmp_path / "system.yaml"
+    cfg.write_text(yaml.safe_dump({"camera": {"source": "bag", "bag_path": str(recording)},
+                                   "pose_service": {"model_path": str(ckpt), "frame_timeout_s": 1.0},
+                                   "tta": {"state_dir": str(tmp_path / "tta")}}))
+    cam = spawn([*NODE, "--ros-args", "-p", f"config_file:={cfg}"], name="camera_node")
+    pose = spawn([PYTHON, "-m", "manipllm_ros.nodes.pose_service_node", "--ros-args", "-p", f"config_file:={cfg}"],
+                 name="pose_service")
+    cam.wait_for("streaming recording", timeout=60)
+    pose.wait_for("active: /predict_pose is serving", timeout=120)
+    node = rclpy.create_node("fault_client", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+
+    def call(client, req, timeout=120.0):
+        future = client.call_async(req)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        assert future.done(), "no response"
+        return future.result()
+
+    try:
+        predict = node.create_client(PredictPose, "predict_pose")
+        enable = node.create_client(SetBool, "/camera/enable_streaming")
+        assert predict.wait_for_service(timeout_sec=30) and enable.wait_for_service(timeout_sec=30)
+        req = PredictPose.Request(instruction="open the door", chain_of_thought=False)
+        # While the camera streams, the request reaches the (untrained) model with the camera's frame.
+        deadline = time.monotonic() + 30
+        while True:
+            res = call(predict, req)
+            if "no recent image" not in res.error or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert "no recent image" not in res.error, res.error
+        assert res.error.startswith("could not parse pose from model output"), res.error
+
+        assert call(enable, SetBool.Request(data=False)).success
+        time.sleep(1.5)  # older than frame_timeout_s
+        t0 = time.monotonic()
+        res = call(predict, req, timeout=10)
+        assert not res.success and res.error.startswith("no recent image"), res.error
+        assert time.monotonic() - t0 < 5.0, "the answer must come at once, not after waiting for a frame"
+    finally:
+        node.destroy_node()
