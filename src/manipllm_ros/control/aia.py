@@ -177,7 +177,10 @@ class _PullPolicy(abc.ABC):
                 if not r.attached:
                     return self._finish(arm, rec, Outcome.CONTACT_LOST, "suction lost during a step", t0, start)
                 d = best
-                moved = probe_moved if probe_moved is not None else r.moved
+                # Stalled only if neither the probes nor the (stronger) step moved the part: a part with a
+                # closing spring can out-pull a small probe force and still follow the step.
+                step_moved = float(np.dot(r.displacement, best))
+                moved = step_moved if probe_moved is None else max(probe_moved, step_moved)
                 stalled = stalled + 1 if moved < cfg.stall_distance else 0
                 if stalled >= cfg.stall_patience:
                     return self._finish(arm, rec, Outcome.STALLED,
