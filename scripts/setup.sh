@@ -67,15 +67,16 @@ if ! want_links; then
 fi
 
 # 6. colcon build of the interfaces (the Python package itself is the editable install above).
-build_hash=$(hash_of CMakeLists.txt package.xml msg/* srv/* action/*)
+build_hash=$(hash_of CMakeLists.txt package.xml msg/* srv/* action/* vendor/tf2_msgs/*.* vendor/tf2_msgs/msg/*)
 if ! stamp_ok colcon "$build_hash" || [ ! -f install/manipllm/share/manipllm/package.xml ]; then
   log "colcon build (interfaces) -> install/"
-  rm -rf build/manipllm install/manipllm; mkdir -p log
+  rm -rf build install; mkdir -p log
   # numpy's include dir is given through the /opt symlink: the real one lies under .venv, inside the source
   # tree, which CMake refuses in an exported target's include directories.
   (
     export PATH="$VENV/bin:$PATH" CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV"
-    "$VENV/bin/colcon" --log-base log build --paths . --event-handlers console_cohesion- summary+ \
+    # tf2_msgs has no PyPI wheel: build the vendored copy (identical definitions) for /tf and /tf_static.
+    "$VENV/bin/colcon" --log-base log build --paths . vendor/tf2_msgs --event-handlers console_cohesion- summary+ \
       --cmake-args -DMANIPLLM_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF \
       -DPython3_EXECUTABLE="$VPY" \
       -DPython3_NumPy_INCLUDE_DIR="$OPT/lib/python3.11/site-packages/numpy/_core/include" >log/colcon-build.txt 2>&1 \

@@ -61,6 +61,19 @@ def test_bad_requests_get_error_responses(spawn, rclpy_context, tiny_checkpoint)
     client = node.create_client(PredictPose, "predict_pose")
     assert client.wait_for_service(timeout_sec=30)
 
+    # The hand-eye calibration is on /tf_static (latched: a late subscriber still gets it).
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from tf2_msgs.msg import TFMessage
+
+    tf = []
+    node.create_subscription(TFMessage, "/tf_static", tf.append,
+                             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    deadline = time.monotonic() + 20
+    while not tf and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+    assert tf and tf[0].transforms[0].child_frame_id == "camera_color_optical_frame"
+    assert tf[0].transforms[0].header.frame_id == "fr3_link0"
+
     cases = [
         (request(instruction="  "), "instruction is empty"),
         (request(depth=(24, 32)), "differ in size"),

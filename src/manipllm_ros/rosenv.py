@@ -45,13 +45,14 @@ def ros_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     prefix = install_prefix()
     venv = sys.prefix
     libs = [str(p) for p in Path(venv, PY_SITE).glob("ros_*.libs")]
-    if prefix is not None:
-        env["AMENT_PREFIX_PATH"] = _prepend(env.get("AMENT_PREFIX_PATH"), str(prefix), venv)
-        env["LD_LIBRARY_PATH"] = _prepend(env.get("LD_LIBRARY_PATH"), str(prefix / "lib"), f"{venv}/lib", *libs)
-        env["PYTHONPATH"] = _prepend(env.get("PYTHONPATH"), str(prefix / PY_SITE))
-    else:
-        env["AMENT_PREFIX_PATH"] = _prepend(env.get("AMENT_PREFIX_PATH"), venv)
-        env["LD_LIBRARY_PATH"] = _prepend(env.get("LD_LIBRARY_PATH"), f"{venv}/lib", *libs)
+    # Every package colcon installed beside manipllm (the vendored tf2_msgs) needs the same three paths.
+    prefixes = sorted(p for p in prefix.parent.iterdir() if (p / "share").is_dir()) if prefix else []
+    prefixes.sort(key=lambda p: p != prefix)
+    env["AMENT_PREFIX_PATH"] = _prepend(env.get("AMENT_PREFIX_PATH"), *map(str, prefixes), venv)
+    env["LD_LIBRARY_PATH"] = _prepend(env.get("LD_LIBRARY_PATH"), *(str(p / "lib") for p in prefixes),
+                                      f"{venv}/lib", *libs)
+    if prefixes:
+        env["PYTHONPATH"] = _prepend(env.get("PYTHONPATH"), *(str(p / PY_SITE) for p in prefixes))
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     env.setdefault("ROS_DISTRO", "kilted")
     # Discovery stays on this machine unless a lab configures otherwise (real robot: set it to SUBNET).

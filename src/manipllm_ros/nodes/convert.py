@@ -70,6 +70,17 @@ def fill_predict_response(res, result: PoseResult, frame: RGBDFrame | None, fram
     return res
 
 
+def static_camera_transform(frames: FramesConfig, stamp):
+    """geometry_msgs/TransformStamped base -> camera optical frame, from the hand-eye calibration."""
+    from geometry_msgs.msg import TransformStamped
+
+    t = TransformStamped()
+    t.header.frame_id, t.header.stamp, t.child_frame_id = frames.base_frame, stamp, frames.camera_frame
+    t.transform.translation = vector(frames.base_to_camera_xyz)
+    t.transform.rotation = quaternion(frames.base_to_camera_quat_xyzw)
+    return t
+
+
 def as_array(v) -> np.ndarray:
     """geometry_msgs Point/Vector3 -> (3,) array."""
     return np.array([v.x, v.y, v.z], dtype=float)

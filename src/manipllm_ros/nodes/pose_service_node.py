@@ -16,13 +16,15 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from geometry_msgs.msg import PoseStamped
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from manipllm.srv import PredictPose
 from manipllm_ros.config import ManipllmConfig, load_config
 from manipllm_ros.images import K_from_camera_info, depth_from_msg, rgb_from_msg
-from manipllm_ros.nodes.convert import fill_predict_response, qos_profile, stamp_seconds
+from manipllm_ros.nodes.convert import fill_predict_response, qos_profile, stamp_seconds, static_camera_transform
 from manipllm_ros.nodes.markers import prediction_markers
 from manipllm_ros.nodes.tta_node import TTANode
 from manipllm_ros.pose_service import InputError, PoseService, RGBDFrame
@@ -73,6 +75,11 @@ class PoseServiceNode(LifecycleNode):
                                 ("info", cam.info_topic, CameraInfo)):
             self.create_subscription(cls, topic, lambda m, k=key: self._store(k, m), qos,
                                      callback_group=self._cam_group)
+        # The hand-eye calibration is this node's to publish: RViz and TF users see camera <-> base.
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._tf_static = self.create_publisher(TFMessage, "/tf_static", latched)
+        self._tf_static.publish(TFMessage(transforms=[static_camera_transform(cfg.frames,
+                                                                             self.get_clock().now().to_msg())]))
         self.get_logger().info(f"configured: model {cfg.pose_service.model_path or '(none)'}, "
                                f"camera topics under {cam.color_topic.rsplit('/', 3)[0]}")
         return TransitionCallbackReturn.SUCCESS
