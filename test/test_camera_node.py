@@ -221,3 +221,21 @@ def test_stopped_camera_makes_predict_pose_answer_no_recent_image(spawn, rclpy_c
         assert time.monotonic() - t0 < 5.0, "the answer must come at once, not after waiting for a frame"
     finally:
         node.destroy_node()
+
+
+@pytest.mark.ros
+def test_fast_depth_encoding_matches_images_module():
+    from manipllm_ros.images import depth_fields, depth_from_msg
+    from manipllm_ros.nodes.camera_node import _image, depth_mm_fields
+
+    rng = np.random.default_rng(0)
+    d = rng.uniform(0.2, 5.0, (48, 64)).astype(np.float32)
+    d[rng.random(d.shape) < 0.1] = np.nan
+    d[0, :3] = [-1.0, 100.0, np.inf]
+    fast, ref = depth_mm_fields(d), depth_fields(d)
+    assert {k: v for k, v in fast.items() if k != "data"} == {k: v for k, v in ref.items() if k != "data"}
+    a, b = (np.frombuffer(f["data"], "<u2").astype(int) for f in (fast, ref))
+    assert np.abs(a - b).max() <= 1  # float32 rounding at half-millimetre ties
+    back = depth_from_msg(_image(fast, "f", 0.0))
+    assert np.array_equal(np.isnan(back), np.isnan(depth_from_msg(_image(ref, "f", 0.0))))
+    assert back[0, 1] == pytest.approx(65.535) and np.isnan(back[0, 0]) and np.isnan(back[0, 2])
