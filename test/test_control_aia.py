@@ -96,6 +96,11 @@ def test_aia_records_every_probe_and_opens_the_door():
         assert len(it.probes) == 5 and it.step is not None
         assert it.best_probe == pytest.approx(max(np.dot(p.displacement, p.direction) for p in it.probes))
     assert rec.path_length >= 0.2
+    arrows = rec.arrows()
+    assert len(arrows) == sum(len(it.probes) + 1 for it in rec.iterations)
+    assert sum(a["kind"] == "probe" and a["chosen"] for a in arrows) == len(rec.iterations)
+    first = arrows[0]
+    assert np.allclose(np.subtract(first["end"], first["start"]), rec.iterations[0].probes[0].displacement)
 
 
 def test_invalid_direction_and_workspace_fail_without_moving():

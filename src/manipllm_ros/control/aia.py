@@ -92,6 +92,19 @@ class EpisodeRecord:
         d["success"] = self.success
         return d
 
+    def arrows(self) -> list[dict]:
+        """Every probe and step as an arrow (start, end, kind, iteration, chosen): what RViz markers draw."""
+        out = []
+        for it in self.iterations:
+            moves = [(m, "probe", j == it.chosen) for j, m in enumerate(it.probes)]
+            if it.step is not None:
+                moves.append((it.step, "step", True))
+            for m, kind, chosen in moves:
+                end = np.asarray(m.end_pose.position)
+                out.append({"start": (end - np.asarray(m.displacement)).tolist(), "end": end.tolist(),
+                            "kind": kind, "iteration": it.index, "chosen": chosen})
+        return out
+
     def summary(self) -> str:
         return (f"{self.policy}: {self.outcome.value} after {len(self.iterations)} iterations, path "
                 f"{self.path_length:.3f} m, {self.wall_time:.1f} s wall. {self.message}")

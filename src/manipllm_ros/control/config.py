@@ -121,6 +121,12 @@ class FrankyConfig(BaseModel):
         description="Low (Nm/rad) so the wrist turns with a door instead of fighting the suction seal.",
     )
     max_force: float = Field(40.0, gt=0.0, description="Clip of the impedance error x stiffness (N).")
+    reaction_force: float | None = Field(
+        50.0, gt=0.0,
+        description="franky force reaction on the impedance session: a graceful TorqueStopMotion when the "
+        "estimated external force exceeds this (N). A safety net on the real robot only (franky-sim never "
+        "fills O_F_ext_hat_K); None disables it.",
+    )
     step_force: float = Field(
         20.0, gt=0.0,
         description="Force (N) with which a compliant step leads the arm (target ahead by step_force/stiffness). "

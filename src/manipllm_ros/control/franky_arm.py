@@ -154,6 +154,13 @@ class FrankyArm(Arm):
                     rotational_error_clip=np.full(3, 0.3),
                 )
                 self._trk.set_target(self._affine(start.position, start.rotation))
+                if c.reaction_force is not None:
+                    # Real robot only in effect (franky-sim reports zero external force): stop gracefully
+                    # if the estimated contact force exceeds the bound. The policy never relies on it.
+                    M = self._f.Measure
+                    cond = (M.FORCE_X * M.FORCE_X + M.FORCE_Y * M.FORCE_Y + M.FORCE_Z * M.FORCE_Z) > (
+                        c.reaction_force ** 2)
+                    self._trk.motion.add_reaction(self._f.TorqueReaction(cond, self._f.TorqueStopMotion()))
             except self._errors as e:
                 raise self._fault(e, "starting impedance control") from e
         return self._trk
