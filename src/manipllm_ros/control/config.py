@@ -80,7 +80,6 @@ class AIAConfig(BaseModel):
         description="Upper bound (N) on any force the policy asks for; probe_force must not exceed it. The "
         "backends also clip the impedance error so the commanded force stays below it.",
     )
-    max_speed: float = Field(0.1, gt=0.0, le=0.5, description="Maximum end-effector speed (m/s) of steps.")
     workspace: WorkspaceBox = Field(default_factory=WorkspaceBox)
     seed: int = Field(0, description="Seed of the perturbation sampler (per policy instance).")
 
@@ -132,7 +131,10 @@ class FrankyConfig(BaseModel):
         description="Force (N) with which a compliant step leads the arm (target ahead by step_force/stiffness). "
         "Above the ~6 N joint friction measured at the TCP, below max_force.",
     )
-    max_speed: float = Field(0.1, gt=0.0, le=0.5, description="Speed (m/s) of compliant steps and free moves.")
+    max_speed: float = Field(
+        0.1, gt=0.0, le=0.5,
+        description="Speed (m/s) of compliant steps and the reference for free moves (the policy's speed limit).",
+    )
     settle_time: float = Field(0.15, ge=0.0, description="Wait (s) after a step before reading the pose.")
     position_tolerance: float = Field(
         0.003, gt=0.0, description="move_to waits until the measured pose is this close (m) to the target."
