@@ -7,7 +7,7 @@ frames missing from the stamp sequence (a gap of k periods = k - 1 drops), measu
 arrival (receipt time - header stamp) and samples the node's CPU time with psutil. The bag source plays a
 paced synthetic recording through librealsense (`rs.align` included) in a loop, in realtime.
 
-    .venv/bin/python benchmarks/camera_rate.py [--seconds 20] [--sources bag,bag_best_effort,sim]
+    .venv/bin/python benchmarks/camera_rate.py [--seconds 20] [--cases bag:default,bag:shm16,sim:shm16]
 """
 
 from __future__ import annotations
@@ -36,26 +36,12 @@ from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
+from manipllm_ros.camera.dds import fastdds_profile  # noqa: E402
 from manipllm_ros.camera.record import SyntheticRig, write_synthetic_recording  # noqa: E402
 from manipllm_ros.config import CameraConfig  # noqa: E402
 from manipllm_ros.nodes.convert import qos_profile  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-
-
-SHM_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
-<profiles xmlns="http://www.eprosima.com">
-  <transport_descriptors>
-    <transport_descriptor><transport_id>shm_large</transport_id><type>SHM</type>
-      <segment_size>{size}</segment_size></transport_descriptor>
-    <transport_descriptor><transport_id>udp</transport_id><type>UDPv4</type></transport_descriptor>
-  </transport_descriptors>
-  <participant profile_name="manipllm_default" is_default_profile="true">
-    <rtps><userTransports><transport_id>shm_large</transport_id><transport_id>udp</transport_id></userTransports>
-      <useBuiltinTransports>false</useBuiltinTransports></rtps>
-  </participant>
-</profiles>
-"""
 
 
 def measure(source: str, camera: dict, seconds: float, warmup: float, domain: int, workdir: Path) -> dict:
@@ -124,16 +110,19 @@ def measure(source: str, camera: dict, seconds: float, warmup: float, domain: in
     received = {k: len(v) for k, v in arrivals.items()}
     lost_msgs = 3 * len(union) - sum(received.values())  # published (a sibling arrived) but never received
     gaps = np.diff(np.array(union, dtype=np.int64)) * 1e-9
-    # Frames the target rate promised that no topic delivered: a gap of k nominal periods = k - 1 frames.
-    missing = int(np.sum(np.maximum(np.round(gaps * fps) - 1, 0))) if gaps.size else 0
-    expected = len(union) + missing
+    # Drops against the target rate: frames the window should have held that did not arrive complete,
+    # whatever the cause (source too slow, node, DDS, receiver).
+    expected = round(elapsed * fps)
+    missing = max(0, expected - complete)
+    max_gap = float(gaps.max()) if gaps.size else float("nan")
     ages = np.array([t - s * 1e-9 for t, s in arrivals["rgb"]]) * 1000.0
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed
     return {
         "source": source, "size": sorted(sizes), "target_hz": fps, "qos": cam.qos_reliability,
         "seconds": round(elapsed, 2), "msgs": received, "frames_seen": len(union), "complete_frames": complete,
-        "complete_hz": round(complete / elapsed, 2), "frames_missing_vs_target": missing,
-        "lost_msgs": lost_msgs, "drop_pct": round(100.0 * (expected - complete) / max(1, expected), 2),
+        "complete_hz": round(complete / elapsed, 2), "expected_frames": expected,
+        "frames_missing_vs_target": missing, "lost_msgs": lost_msgs,
+        "drop_pct": round(100.0 * missing / max(1, expected), 2), "max_gap_ms": round(max_gap * 1000, 1),
         "median_period_ms": round(float(np.median(gaps)) * 1000, 2) if gaps.size else None,
         "age_ms_median": round(float(np.median(ages)), 1) if ages.size else None,
         "age_ms_p95": round(float(np.percentile(ages, 95)), 1) if ages.size else None,
@@ -145,47 +134,53 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=3.0)
-    ap.add_argument("--sources", default="bag,bag_best_effort,sim")
-    ap.add_argument("--shm-mb", type=lambda v: [int(x) for x in v.split(",")], default=[0, 16],
-                    help="Fast DDS shared-memory segment sizes to compare (MB; 0 = Fast DDS default)")
+    ap.add_argument("--cases", type=lambda v: v.split(","),
+                    default=["bag:default", "bag:shm16", "bag:large_data", "bag_best_effort:default",
+                             "bag_best_effort:shm16", "sim:shm16"],
+                    help="source:transport pairs; sources bag, bag_best_effort, sim; Fast DDS transports default, "
+                    "shmN (XML profile with an N MB shared-memory segment), large_data "
+                    "(FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA)")
     ap.add_argument("--out", type=Path, default=HERE / "camera_rate.json")
     args = ap.parse_args()
     rig = SyntheticRig()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        rec = write_synthetic_recording(work / "bench.db3", 90, rig, paced=True, progress=True)
+        rec = write_synthetic_recording(work / "bench.db3", 150, rig, paced=True, progress=True)
         bag = {"source": "bag", "bag_path": str(rec), "bag_loop": True, "bag_realtime": True}
         cases = {"bag": bag, "bag_best_effort": {**bag, "qos_reliability": "best_effort"},
                  "sim": {"source": "sim", "sim_category": "microwave", "sim_seed": 0}}
-        for name in args.sources.split(","):
-            for shm_mb in args.shm_mb:
-                # Fast DDS's default shared-memory segment (0.5 MB) is smaller than one 640x480 image, so
-                # images go over UDP loopback in fragments; a larger segment keeps them in shared memory.
-                if shm_mb:
-                    profile = work / f"fastdds_shm_{shm_mb}.xml"
-                    profile.write_text(SHM_PROFILE.format(size=shm_mb * 2**20))
-                    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
-                else:
-                    os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-                domain = random.randrange(101, 200)
-                r = measure(name, cases[name], args.seconds, args.warmup, domain, work)
-                r["fastdds_shm_segment_mb"] = shm_mb or "default (0.5)"
-                print(json.dumps(r), flush=True)
-                results.append(r)
+        for case in args.cases:
+            name, transport = case.split(":")
+            # Fast DDS's default shared-memory segment (0.5 MB) is smaller than one 640x480 image, so
+            # images go over UDP loopback in fragments; a larger segment keeps them in shared memory.
+            os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+            os.environ.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
+            if transport.startswith("shm"):
+                profile = fastdds_profile(work / f"fastdds_{transport}.xml", int(transport[3:]))
+                os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+            elif transport == "large_data":
+                os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+            elif transport != "default":
+                raise SystemExit(f"unknown transport {transport!r}")
+            domain = random.randrange(101, 200)
+            r = measure(name, cases[name], args.seconds, args.warmup, domain, work)
+            r["transport"] = transport
+            print(json.dumps(r), flush=True)
+            results.append(r)
     meta = {"cpu_load_note": "2-core machine shared with other jobs; load avg per row",
             "machine": f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU",
             "python": sys.version.split()[0], "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
     args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-    head = ("| source | QoS | SHM segment (MB) | size | target Hz | complete frames/s | frames not delivered complete (drop %) | "
-            "msgs lost in transport | age median / p95 (ms) | node CPU (cores) | load avg |")
+    head = ("| source | QoS | Fast DDS transport | size | target Hz | complete frames/s | missing vs target (drop %) | "
+            "msgs lost in transport | max gap (ms) | age median / p95 (ms) | node CPU (cores) | load avg |")
     print(head)
-    print("|" + "---|" * 11)
+    print("|" + "---|" * 12)
     for r in results:
         size = "x".join(map(str, r["size"][0])) if r["size"] else "-"
-        print(f"| {r['source']} | {r['qos']} | {r['fastdds_shm_segment_mb']} | {size} | {r['target_hz']} | {r['complete_hz']} | "
-              f"{r['frames_seen'] + r['frames_missing_vs_target'] - r['complete_frames']} ({r['drop_pct']} %) | "
-              f"{r['lost_msgs']} | {r['age_ms_median']} / {r['age_ms_p95']} | {r['node_cpu_cores']} | "
+        print(f"| {r['source']} | {r['qos']} | {r['transport']} | {size} | {r['target_hz']} | {r['complete_hz']} | "
+              f"{r['frames_missing_vs_target']} / {r['expected_frames']} ({r['drop_pct']} %) | "
+              f"{r['lost_msgs']} | {r['max_gap_ms']} | {r['age_ms_median']} / {r['age_ms_p95']} | {r['node_cpu_cores']} | "
               f"{r['load_avg_1min']} |")
     return 0
 

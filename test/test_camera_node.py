@@ -133,10 +133,14 @@ def test_node_publishes_recording_on_realsense_topics(spawn, rclpy_context, reco
 
 
 @pytest.mark.ros
-def test_node_sim_source_best_effort(spawn, rclpy_context, tmp_path):
+def test_node_sim_source_best_effort(spawn, node_env, rclpy_context, tmp_path):
     cfg = config_file(tmp_path, source="sim", width=160, height=120, fps=10, qos_reliability="best_effort",
                       sim_category="microwave", sim_seed=3)
-    proc = spawn([*NODE, "--ros-args", "-p", f"config_file:={cfg}"], name="camera_node")
+    # The node runs with the shared-memory Fast DDS profile; the test process does not: they still talk.
+    from manipllm_ros.camera.dds import fastdds_profile
+
+    env = dict(node_env, FASTDDS_DEFAULT_PROFILES_FILE=str(fastdds_profile(tmp_path / "fastdds.xml")))
+    proc = spawn([*NODE, "--ros-args", "-p", f"config_file:={cfg}"], name="camera_node", env=env)
     proc.wait_for("streaming MuJoCo camera", timeout=60)
     sub = Collector(rclpy_context, "best_effort")
     try:
@@ -149,6 +153,7 @@ def test_node_sim_source_best_effort(spawn, rclpy_context, tmp_path):
         assert np.isfinite(d).mean() > 0.5 and 0.1 < np.nanmedian(d) < 10.0
     finally:
         sub.close()
+    assert "XMLPARSER" not in proc.output() and "Error" not in proc.output(), proc.output()
 
 
 @pytest.mark.ros

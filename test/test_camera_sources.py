@@ -140,3 +140,24 @@ def test_sim_source_renders_the_world_depth():
         assert np.array_equal(f1.rgb, obs.rgb)
     finally:
         world.close()
+
+
+def test_cli_records_and_checks(tmp_path, capsys):
+    import argparse
+
+    from manipllm_ros.camera.cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+
+    def run(*argv: str) -> int:
+        args = parser.parse_args(list(argv))
+        return args.func(args)
+
+    out = tmp_path / "cli.db3"
+    assert run("camera", "record-synthetic", str(out), "--frames", "8", "--fast") == 0 and out.is_file()
+    assert run("camera", "check", "--source", "bag", "--bag-path", str(out), "--frames", "5") == 0
+    text = capsys.readouterr().out
+    assert "frames: 5 in" in text and "image: 640x480; K: fx 615.0" in text and "median 1.000 m" in text
+    assert run("camera", "check", "--source", "bag", "--bag-path", str(tmp_path / "none.db3")) == 1
+    assert "recording not found" in capsys.readouterr().out
