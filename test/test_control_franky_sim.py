@@ -152,3 +152,16 @@ def test_locked_joint_stalls_with_a_clear_report():
         assert "locked" in rec.message
         assert abs(rig.joint() - q0) < 0.01
         _assert_stopped(rig)
+
+
+def test_two_franky_sims_run_side_by_side_without_colliding():
+    with FrankySimProcess(ObjectSpec(kind="door")) as a, FrankySimProcess(ObjectSpec(kind="drawer")) as b:
+        assert a.hostname != b.hostname
+        arms = [FrankyArm(FrankyConfig(robot_ip=s.hostname)) for s in (a, b)]
+        for arm in arms:
+            arm.connect()
+        poses = [arm.current_pose().position for arm in arms]
+        assert all(np.linalg.norm(p - [0.57, 0.10, 0.45]) < 0.01 for p in poses)  # both at READY_Q
+        for arm in arms:
+            arm.disconnect()
+    assert a.proc is None and b.proc is None
