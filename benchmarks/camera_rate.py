@@ -1,10 +1,11 @@
 """camera_node sustained rate, drops and CPU for 640x480 RGB + aligned depth + camera_info.
 
-The node runs as its own process on a private DDS domain; this script is the subscriber process (raw CDR subscriptions,
-so that Python message construction on the receiving side is not what is measured). For each
-source it waits for the stream to settle, then for `--seconds` counts what arrives on the three topics, finds
-frames missing from the stamp sequence (a gap of k periods = k - 1 drops), measures the age of each frame on
-arrival (receipt time - header stamp) and samples the node's CPU time with psutil. The bag source plays a
+The node runs as its own process on a private DDS domain; this script is the subscriber process (raw CDR
+subscriptions, so that Python message construction on the receiving side is not what is measured). For each
+source it waits for the stream to settle, then for `--seconds` counts the frames that arrive complete (colour,
+depth and camera_info with one stamp); drops = frames the target rate promised in the window that did not arrive
+complete, whatever the cause; messages lost in transport = a sibling of the same stamp arrived but not they. It
+also measures the age of each frame on arrival (receipt time - header stamp) and the node's CPU time (psutil). The bag source plays a
 paced synthetic recording through librealsense (`rs.align` included) in a loop, in realtime.
 
     .venv/bin/python benchmarks/camera_rate.py [--seconds 20] [--cases bag:default,bag:shm16,sim:shm16]
@@ -172,16 +173,17 @@ def main() -> int:
             "machine": f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU",
             "python": sys.version.split()[0], "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
     args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-    head = ("| source | QoS | Fast DDS transport | size | target Hz | complete frames/s | missing vs target (drop %) | "
-            "msgs lost in transport | max gap (ms) | age median / p95 (ms) | node CPU (cores) | load avg |")
+    head = ("| source | QoS | Fast DDS transport | size | target Hz | complete frames/s | "
+            "missing vs target (drop %) | msgs lost in transport | max gap (ms) | age median / p95 (ms) | "
+            "node CPU (cores) | load avg |")
     print(head)
     print("|" + "---|" * 12)
     for r in results:
         size = "x".join(map(str, r["size"][0])) if r["size"] else "-"
         print(f"| {r['source']} | {r['qos']} | {r['transport']} | {size} | {r['target_hz']} | {r['complete_hz']} | "
               f"{r['frames_missing_vs_target']} / {r['expected_frames']} ({r['drop_pct']} %) | "
-              f"{r['lost_msgs']} | {r['max_gap_ms']} | {r['age_ms_median']} / {r['age_ms_p95']} | {r['node_cpu_cores']} | "
-              f"{r['load_avg_1min']} |")
+              f"{r['lost_msgs']} | {r['max_gap_ms']} | {r['age_ms_median']} / {r['age_ms_p95']} | "
+              f"{r['node_cpu_cores']} | {r['load_avg_1min']} |")
     return 0
 
 

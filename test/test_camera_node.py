@@ -48,7 +48,8 @@ class Collector:
         self.lock = threading.Lock()
         qos = qos_profile(10, reliability)
         for key, topic, cls in (("rgb", cam.color_topic, Image), ("depth", cam.depth_topic, Image),
-                                ("info", cam.info_topic, CameraInfo)):
+                                ("info", cam.info_topic, CameraInfo),
+                                ("depth_info", cam.depth_info_topic, CameraInfo)):
             self.node.create_subscription(cls, topic, lambda m, k=key: self._store(k, m), qos)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
@@ -93,6 +94,9 @@ def test_node_publishes_recording_on_realsense_topics(spawn, rclpy_context, reco
                                                                       ("info", info_msgs))}
         common = set(by_stamp["rgb"]) & set(by_stamp["depth"]) & set(by_stamp["info"])
         assert len(common) >= 15, "colour, depth and camera_info of one frame must carry the same stamp"
+        depth_info = {stamp(m): m for m in list(sub.msgs["depth_info"])}
+        assert len(set(depth_info) & common) >= 15
+        assert all(list(m.k) == list(by_stamp["info"][t].k) for t, m in depth_info.items() if t in common)
         assert len(by_stamp["rgb"]) == len(rgb_msgs), "every frame has its own stamp"
         for t in sorted(common)[:5]:
             rgb, depth, info = (by_stamp[k][t] for k in ("rgb", "depth", "info"))

@@ -61,6 +61,8 @@ class CameraConfig(_Strict):
     color_topic: str = "/camera/camera/color/image_raw"
     depth_topic: str = "/camera/camera/aligned_depth_to_color/image_raw"
     info_topic: str = "/camera/camera/color/camera_info"
+    depth_info_topic: str = Field("/camera/camera/aligned_depth_to_color/camera_info", description="CameraInfo of "
+                                  "the aligned depth (the colour intrinsics), as realsense-ros publishes it.")
     qos_depth: int = Field(5, gt=0, description="History depth of the image publishers/subscribers.")
     qos_reliability: Literal["reliable", "best_effort"] = Field("reliable", description="best_effort matches "
                                                                 "realsense-ros's sensor-data profile.")

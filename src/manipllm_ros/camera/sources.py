@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,7 +148,7 @@ class RealSenseSource(FrameSource):
             cfg.enable_stream(rs.stream.depth, self.width, self.height, rs.format.z16, self.fps)
         return cfg
 
-    def _available(self, rs, cfg) -> str:
+    def _available(self, rs) -> str:
         """Human-readable list of the streams the device or recording offers (for error messages)."""
         try:
             if self.recording is not None:
@@ -179,7 +178,7 @@ class RealSenseSource(FrameSource):
         if not cfg.can_resolve(rs.pipeline_wrapper(pipeline)):
             raise UnsupportedProfileError(
                 f"{self.name} has no colour + depth streams at {self.width}x{self.height} @{self.fps} Hz; "
-                f"available: {self._available(rs, cfg)}")
+                f"available: {self._available(rs)}")
         try:
             profile = pipeline.start(cfg)
         except RuntimeError as exc:
@@ -288,7 +287,6 @@ class SimSource(FrameSource):
         self._count = 0
         self._next = 0.0
         self._opt = None
-        self._lock = threading.Lock()
 
     def open(self) -> None:
         os.environ.setdefault("MUJOCO_GL", "egl")
@@ -330,13 +328,12 @@ class SimSource(FrameSource):
             time.sleep(wait)
         self._next = max(self._next + 1.0 / self.fps, time.monotonic() - 1.0 / self.fps)
         w = self.world
-        with self._lock:
-            r = w.renderer
-            r.update_scene(w.data, camera=w.cam_id, scene_option=self._opt)
-            rgb = r.render().copy()
-            r.enable_depth_rendering()
-            depth = r.render().astype(np.float32)
-            r.disable_depth_rendering()
+        r = w.renderer
+        r.update_scene(w.data, camera=w.cam_id, scene_option=self._opt)
+        rgb = r.render().copy()
+        r.enable_depth_rendering()
+        depth = r.render().astype(np.float32)
+        r.disable_depth_rendering()
         far = float(w.model.vis.map.zfar * w.model.stat.extent)
         depth[depth >= far * 0.999] = np.nan
         self._count += 1

@@ -1,10 +1,10 @@
-"""camera_node: colour, aligned depth and camera_info on realsense-ros's topics, from any `FrameSource`.
+"""camera_node: colour, aligned depth and their camera_info on realsense-ros's topics, from any `FrameSource`.
 
 A reader thread pulls frames from the source and publishes them, so a slow source (or a slow subscriber on a
 reliable topic) never blocks the executor, which only serves `~/enable_streaming` (std_srvs/SetBool: false
 stops publishing, as if the camera died; true resumes). All three messages of a frame carry the same stamp and
 the frame id `frames.camera_frame` (camera_color_optical_frame), so either this node or realsense-ros can feed
-the pose service.
+the pose service. Images go out as rgb8 and 16UC1 millimetres, realsense-ros's encodings.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ class CameraNode(Node):
         self.pub_rgb = self.create_publisher(Image, cam.color_topic, qos)
         self.pub_depth = self.create_publisher(Image, cam.depth_topic, qos)
         self.pub_info = self.create_publisher(CameraInfo, cam.info_topic, qos)
+        self.pub_depth_info = self.create_publisher(CameraInfo, cam.depth_info_topic, qos)
         self.create_service(SetBool, "~/enable_streaming", self._on_enable)
         self.streaming = threading.Event()
         self.streaming.set()
@@ -122,7 +123,9 @@ class CameraNode(Node):
     def publish(self, frame: Frame) -> None:
         self.pub_rgb.publish(_image(rgb_fields(frame.rgb), self.frame_id, frame.stamp))
         self.pub_depth.publish(_image(depth_mm_fields(frame.depth), self.frame_id, frame.stamp))
-        self.pub_info.publish(camera_info(frame, self.frame_id))
+        info = camera_info(frame, self.frame_id)
+        self.pub_info.publish(info)
+        self.pub_depth_info.publish(info)  # aligned depth has the colour camera's pixels and intrinsics
         self.published += 1
 
     def shutdown(self) -> None:
