@@ -162,7 +162,7 @@ class PoseServiceNode(LifecycleNode):
             self.get_logger().info(f"prediction {result.prediction_id}: pixel ({result.u}, {result.v}), "
                                    f"category '{result.category}', {result.latency_ms.get('total_ms', 0):.0f} ms")
         else:
-            self.get_logger().warn(f"request failed: {result.error}")
+            self.get_logger().warning(f"request failed: {result.error}")
         return res
 
     def _publish_visuals(self, res: PredictPose.Response) -> None:

@@ -32,7 +32,7 @@ class TTANode(Node):
             self.get_logger().info(f"prediction {pid}: V-Adapter step, loss {result.loss:.4f}, "
                                    f"adapter version {result.adapter_version}")
         elif result.error:
-            self.get_logger().warn(f"prediction {pid}: no update: {result.error}")
+            self.get_logger().warning(f"prediction {pid}: no update: {result.error}")
 
     def _on_outcome(self, msg: ManipulationOutcome) -> None:
         if msg.prediction_id:
