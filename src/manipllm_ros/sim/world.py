@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -70,17 +71,37 @@ class WorldConfig(BaseModel):
 
 @dataclass
 class Observation:
-    """One camera frame; all images share the camera's HxW grid."""
+    """One camera frame; all images share the camera's HxW grid. Point and normal maps are computed on use."""
 
     rgb: np.ndarray  # HxWx3 uint8
     depth: np.ndarray  # HxW float32 z-depth in metres, 0 = invalid (background)
     mask: np.ndarray  # HxW bool, movable part
     object_mask: np.ndarray  # HxW bool, any object geom
-    normals: np.ndarray  # HxWx3 float32, optical frame, unit, facing the camera (0 = unknown)
     affordance: np.ndarray  # HxW float32 in [0, 1] (Eq. 1)
     intrinsics: Intrinsics
     cam_to_world: np.ndarray  # 4x4, optical frame -> world
-    points_world: np.ndarray = field(repr=False, default=None)  # HxWx3 float32
+
+    @cached_property
+    def points_cam(self) -> np.ndarray:
+        """HxWx3 float32 points in the optical frame."""
+        return backproject(self.depth, self.intrinsics)
+
+    @cached_property
+    def points_world(self) -> np.ndarray:
+        """HxWx3 float32 points in the world frame."""
+        return _to_world(self.points_cam, self.cam_to_world)
+
+    @cached_property
+    def normals(self) -> np.ndarray:
+        """HxWx3 float32 unit normals, optical frame, facing the camera; 0 where unknown (edges, background)."""
+        return normals_from_points(self.points_cam, self.depth > 0)
+
+
+def _to_world(P: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Rigid transform of an (..., 3) float32 array, elementwise (no BLAS threads: fast in busy workers)."""
+    R = T[:3, :3].astype(np.float32)
+    t = T[:3, 3].astype(np.float32)
+    return P[..., 0:1] * R[:, 0] + P[..., 1:2] * R[:, 1] + P[..., 2:3] * R[:, 2] + t
 
 
 def _quat_from_axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -268,6 +289,22 @@ class World:
         eye = target + dist * np.array([math.cos(el) * math.cos(a), math.cos(el) * math.sin(a), math.sin(el)])
         return eye, target
 
+    def rerandomize(self, seed: int) -> None:
+        """New camera pose and lighting from `seed` without recompiling (many scenes per compiled object)."""
+        self.rng = np.random.default_rng([0x5CE7E, int(seed)])
+        m, r = self.model, self.rng
+        if self.config.randomize:
+            m.vis.headlight.ambient[:] = r.uniform(0.15, 0.45)
+            m.vis.headlight.diffuse[:] = r.uniform(0.2, 0.5)
+            for i in range(m.nlight):
+                az, el = r.uniform(-math.pi, math.pi), r.uniform(0.6, 1.4)
+                d = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+                m.light_pos[i] = 4 * d
+                m.light_dir[i] = -d
+                m.light_diffuse[i] = r.uniform(0.3, 0.8) * r.uniform(0.85, 1.0, 3)
+        self.reset()
+        self.set_camera(*self._sample_camera())
+
     def set_camera(self, eye: np.ndarray, target: np.ndarray) -> None:
         T = look_at(eye, target)
         self.model.cam_pos[self.cam_id] = T[:3, 3]
@@ -339,12 +376,7 @@ class World:
         m = self.model
         r.update_scene(self.data, camera=self.cam_id, scene_option=self._scene_opt)
         rgb = r.render().copy()
-        r.enable_depth_rendering()
-        depth = r.render().copy().astype(np.float32)
-        r.disable_depth_rendering()
-        r.enable_segmentation_rendering()
-        seg = r.render().copy()
-        r.disable_segmentation_rendering()
+        seg, depth = self._render_seg_depth(r)
         far = m.vis.map.zfar * m.stat.extent
         is_geom = seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)  # int(): enum compare is per-pixel Python
         gid = np.where(is_geom, seg[..., 0], -1)
@@ -356,35 +388,68 @@ class World:
         obj_lut[self.object_geoms] = True
         mask = part_lut[gid] & valid
         object_mask = obj_lut[gid] & valid
-        P = backproject(depth, self.K)
-        normals = normals_from_points(P, valid)
         T = self._cam_to_world
-        Pw = (P.reshape(-1, 3) @ T[:3, :3].T + T[:3, 3]).reshape(P.shape).astype(np.float32)
-        aff = self.affordance(Pw, mask, affordance_step)
-        return Observation(rgb, depth, mask, object_mask, normals, aff, self.K, T.copy(), Pw)
+        aff = np.zeros(mask.shape, np.float32)
+        if mask.any():
+            vs, us = np.nonzero(mask)
+            z = depth[vs, us]
+            pc = np.stack([(us - self.K.cx) * z / self.K.fx, (vs - self.K.cy) * z / self.K.fy, z], -1)
+            aff[vs, us] = self.affordance_at(_to_world(pc.astype(np.float32), T), affordance_step)
+            span = float(aff.max() - aff.min())  # Eq. 1: A = D / |max D - min D|
+            aff = np.clip(aff / span, 0.0, 1.0) if span > 0 else mask.astype(np.float32)
+        return Observation(rgb, depth, mask, object_mask, aff, self.K, T.copy())
 
-    def affordance(self, points_world: np.ndarray, mask: np.ndarray, step: float | None = None) -> np.ndarray:
-        """Eq. 1: D = distance each pixel's 3D point travels for a small joint step; A = D / |max D - min D|.
+    def _render_seg_depth(self, r: mujoco.Renderer) -> tuple[np.ndarray, np.ndarray]:
+        """Segmentation (objid, objtype) and metric z-depth from ONE segmentation pass (mujoco.Renderer needs two).
 
-        Revolute: a point at distance r from the axis travels 2 r sin(step / 2); prismatic: every part pixel
-        travels `step`, so A = 1 on the part. Pixels off the part do not move (D = 0).
+        Mirrors mujoco 4.0.0's Renderer.render for both modes, reading the colour (ids) and depth buffers of
+        the same frame; a third of the rendering time of an observation.
         """
-        D = np.zeros(mask.shape, np.float32)
-        if not mask.any():
-            return D
+        m = self.model
+        scene, con, rect = r._scene, r._mjr_context, r._rect
+        flags = scene.flags.copy()
+        try:
+            scene.flags[mujoco.mjtRndFlag.mjRND_SEGMENT] = True
+            scene.flags[mujoco.mjtRndFlag.mjRND_IDCOLOR] = True
+            if r._gl_context:
+                r._gl_context.make_current()
+            h, w = self.K.height, self.K.width
+            ids = np.empty((h, w, 3), np.uint8)
+            zbuf = np.empty((h, w), np.float32)
+            mujoco.mjr_render(rect, scene, con)
+            mujoco.mjr_readPixels(ids, zbuf, rect, con)
+        finally:
+            np.copyto(scene.flags, flags)
+        near = np.float32(m.vis.map.znear * m.stat.extent)
+        far = np.float32(m.vis.map.zfar * m.stat.extent)
+        c = np.float32(-0.5) * (-(far + near) / (far - near)) - np.float32(0.5)
+        d = np.float32(-0.5) * (-(np.float32(2) * far * near) / (far - near))
+        depth = (d / (zbuf.astype(np.float64) + c)).astype(np.float32)
+        segimage = ids[..., 0].astype(np.int32) + ids[..., 1].astype(np.int32) * 256 + ids[..., 2].astype(np.int32) * 65536
+        lut = np.full((scene.ngeom + 2, 2), -1, np.int32)
+        for g in scene.geoms[:scene.ngeom]:
+            if g.segid != -1:
+                lut[g.segid + 1] = (g.objid, g.objtype)
+        seg = lut[np.clip(segimage, 0, scene.ngeom + 1)]
+        if r._gl_context:
+            seg, depth = np.flipud(seg), np.flipud(depth)
+        return np.ascontiguousarray(seg), np.ascontiguousarray(depth)
+
+    def affordance_at(self, points_world: np.ndarray, step: float | None = None) -> np.ndarray:
+        """Eq. 1 numerator: distance D each (N, 3) point on the part travels for a small joint step.
+
+        Revolute: a point at distance r from the axis travels 2 r sin(step / 2); prismatic: every point travels
+        `step`. The map is A = D / |max D - min D| over the image, where pixels off the part have D = 0, so
+        A = D / max D (prismatic: 1 on the part).
+        """
         anchor, axis = self.joint_axis_world()
         if self.joint_type == "hinge":
             step = 0.01 if step is None else step
-            rel = points_world[mask] - anchor
+            rel = points_world.astype(np.float64) - anchor
             radial = rel - np.outer(rel @ axis, axis)
-            D[mask] = 2.0 * math.sin(step / 2.0) * np.linalg.norm(radial, axis=1)
-        else:
-            step = 0.001 if step is None else step
-            D[mask] = step
-        span = float(D.max() - D.min())
-        if span <= 0:
-            return mask.astype(np.float32)
-        return np.clip(D / span, 0.0, 1.0).astype(np.float32)
+            return (2.0 * math.sin(step / 2.0) * np.linalg.norm(radial, axis=1)).astype(np.float32)
+        step = 0.001 if step is None else step
+        return np.full(len(points_world), step, np.float32)
 
     def surface_at(self, obs: Observation, u: int, v: int) -> tuple[np.ndarray, np.ndarray, int]:
         """(point, outward unit normal, geom id) in world coordinates where pixel (u, v)'s ray hits, by ray cast.
