@@ -157,6 +157,9 @@ def test_node_sim_source_best_effort(spawn, node_env, rclpy_context, tmp_path):
         assert np.isfinite(d).mean() > 0.5 and 0.1 < np.nanmedian(d) < 10.0
     finally:
         sub.close()
+    # SIGINT ends it cleanly: the renderer's GL context is freed in the thread that owns it.
+    assert proc.stop() == 0, proc.output()
+    assert "camera_node stopped: published" in proc.output()
     assert "XMLPARSER" not in proc.output() and "Error" not in proc.output(), proc.output()
 
 

@@ -273,8 +273,8 @@ class SimSource(FrameSource):
     """The MuJoCo world's camera: renders colour + z-depth (already aligned: one camera) at `fps`.
 
     Pass a `World` to watch a scene that something else moves (the demo's arm), or let it build the world of
-    (`category`, `seed`). Rendering needs its GL context in one thread, so `read` must always be called from the
-    same thread (the camera node's reader thread).
+    (`category`, `seed`). The source renders with its own renderer, whose GL context belongs to the thread that
+    first reads: call `read` and `close` from that one thread (the camera node's reader thread does both).
     """
 
     def __init__(self, world: World | None = None, category: str = "storage_cabinet_door", seed: int = 0,
@@ -287,6 +287,7 @@ class SimSource(FrameSource):
         self._count = 0
         self._next = 0.0
         self._opt = None
+        self._renderer = None
 
     def open(self) -> None:
         os.environ.setdefault("MUJOCO_GL", "egl")
@@ -301,18 +302,22 @@ class SimSource(FrameSource):
             if self.category.replace(" ", "_") not in ALL_CATEGORIES:
                 raise CameraError(f"sim camera: unknown object category '{self.category}' (one of "
                                   f"{', '.join(ALL_CATEGORIES)})")
-            K = Intrinsics(self.width, self.height, 615.0 * self.width / 640, 615.0 * self.width / 640,
-                           (self.width - 1) / 2, (self.height - 1) / 2)
+            f = 615.0 * self.width / 640  # D415 colour at any resolution
+            K = Intrinsics(self.width, self.height, f, f, (self.width - 1) / 2, (self.height - 1) / 2)
             self.world = World(generate_object(self.category, self.seed), self.seed, intrinsics=K)
         elif (self.world.K.width, self.world.K.height) != (self.width, self.height):
             raise UnsupportedProfileError(f"sim camera renders {self.world.K.width}x{self.world.K.height}, "
                                           f"{self.width}x{self.height} requested")
         self._opt = mujoco.MjvOption()
-        self._opt.geomgroup[GRIPPER_GROUP] = 0
+        self._opt.geomgroup[GRIPPER_GROUP] = 0  # the paper's images show no robot
         self._count = 0
         self._next = time.monotonic()
 
     def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self._opt = None
         if self.world is not None and self._own_world:
             self.world.close()
             self.world = None
@@ -326,19 +331,26 @@ class SimSource(FrameSource):
             return None
         if wait > 0:
             time.sleep(wait)
+        # Next frame one period later; a render slower than the period does not build up a debt of frames.
         self._next = max(self._next + 1.0 / self.fps, time.monotonic() - 1.0 / self.fps)
         w = self.world
-        r = w.renderer
+        if self._renderer is None:
+            import mujoco
+
+            from manipllm_ros.sim import world as world_module
+
+            world_module._ensure_offscreen_gl()  # EGL even if mujoco was imported before MUJOCO_GL was set
+            self._renderer = mujoco.Renderer(w.model, self.height, self.width)
+        r = self._renderer
         r.update_scene(w.data, camera=w.cam_id, scene_option=self._opt)
         rgb = r.render().copy()
         r.enable_depth_rendering()
         depth = r.render().astype(np.float32)
         r.disable_depth_rendering()
         far = float(w.model.vis.map.zfar * w.model.stat.extent)
-        depth[depth >= far * 0.999] = np.nan
+        depth[depth >= far * 0.999] = np.nan  # nothing hit: no depth, like a RealSense hole
         self._count += 1
-        sim_time = float(w.data.time)
-        return Frame(rgb, depth, w.K.K, time.time(), self._count, sim_time)
+        return Frame(rgb, depth, w.K.K, time.time(), self._count, float(w.data.time))
 
 
 def open_source(cfg: CameraConfig, realtime: bool | None = None) -> FrameSource:

@@ -119,6 +119,8 @@ class CameraNode(Node):
         except Exception as exc:  # noqa: BLE001 - the reader must report, not vanish silently
             if not self._stop.is_set() and self.context.ok():
                 self.get_logger().error(f"camera reader stopped: {exc}")
+        finally:
+            self.source.close()  # in this thread: the simulated camera's GL context lives here
 
     def publish(self, frame: Frame) -> None:
         self.pub_rgb.publish(_image(rgb_fields(frame.rgb), self.frame_id, frame.stamp))
@@ -130,8 +132,7 @@ class CameraNode(Node):
 
     def shutdown(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5.0)
-        self.source.close()
+        self._thread.join(timeout=5.0)  # the reader closes the source on its way out
         # print, not the ROS logger: after SIGINT the context (and /rosout) is already gone
         print(f"camera_node stopped: published {self.published} frames, source skipped {self.source_gaps}",
               flush=True)
