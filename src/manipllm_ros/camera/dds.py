@@ -2,8 +2,9 @@
 
 Fast DDS's default shared-memory segment is 0.5 MB, smaller than one 640x480 RGB image (0.9 MB) or its aligned
 depth (0.6 MB), so on one machine every image travels over UDP loopback in ~64 KB fragments; under CPU load
-fragments are lost and reliable topics fall behind (benchmarks/camera_rate.md: 17-23 complete frames/s and
-25-45 % drops with the default, 30 frames/s and 1-6 % with a 16 MB segment, on the same loaded machine). Point
+fragments are lost and reliable topics fall behind (benchmarks/camera_rate.md, three runs on a loaded 2-core
+machine: 17-27 complete frames/s and 11-43 % drops with the default, 30 frames/s and at most 0.33 % drops with a
+16 MB segment; best-effort topics lose 87-97 % of images with the default, none with the profile). Point
 FASTDDS_DEFAULT_PROFILES_FILE at `fastdds_profile()` in every process of the system (UDP stays enabled, so
 other machines still connect).
 """
