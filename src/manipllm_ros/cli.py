@@ -15,10 +15,11 @@ from collections.abc import Sequence
 # Areas that add their own subcommands through `register(subparsers)`.
 AREA_CLIS = [
     "manipllm_ros.sim.cli",
+    "manipllm_ros.camera.cli",
     "manipllm_ros.control.cli",
     "manipllm_ros.model.cli",
     "manipllm_ros.evaluation.cli",
-    "manipllm_ros.bringup",
+    "manipllm_ros.demo",
 ]
 
 
