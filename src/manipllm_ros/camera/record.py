@@ -45,6 +45,7 @@ class SyntheticRig:
     depth: PinholeModel = field(default_factory=lambda: PinholeModel(590.0, 590.0, 318.5, 241.5))
     baseline_m: float = 0.015  # depth origin -> colour origin along +x (the colour camera is to the right)
     depth_units: float = 0.001  # metres per z16 count
+    color_format: str = "rgb8"  # or "bgr8", as some recordings hold it (the reader converts to RGB)
     wall_m: float = 1.0
     box_m: float = 0.6
     box_px: tuple[int, int, int, int] = (260, 200, 340, 280)  # (u0, v0, u1, v1) in the depth image at frame 0
@@ -68,6 +69,11 @@ def synthetic_rgb(n: int, rig: SyntheticRig = SyntheticRig()) -> np.ndarray:
     img[..., 1] = (np.arange(rig.width) // 4 % 256).astype(np.uint8)[None, :]
     img[..., 2] = (np.arange(rig.height) // 2 % 256).astype(np.uint8)[:, None]
     return img
+
+
+def _color_pixels(n: int, rig: SyntheticRig) -> np.ndarray:
+    rgb = synthetic_rgb(n, rig)
+    return np.ascontiguousarray(rgb[..., ::-1]) if rig.color_format == "bgr8" else rgb
 
 
 def _intrinsics(rs, rig: SyntheticRig, pm: PinholeModel):
@@ -111,7 +117,10 @@ def write_synthetic_recording(path: str | Path, frames: int = 30, rig: Synthetic
     dev = rs.software_device()
     depth_sensor, color_sensor = dev.add_sensor("Depth"), dev.add_sensor("Color")
     depth_profile = depth_sensor.add_video_stream(_stream(rs, rig, rs.stream.depth, rs.format.z16, 2, 0, rig.depth))
-    color_profile = color_sensor.add_video_stream(_stream(rs, rig, rs.stream.color, rs.format.rgb8, 3, 1, rig.color))
+    if rig.color_format not in ("rgb8", "bgr8"):
+        raise ValueError(f"color_format must be rgb8 or bgr8, got {rig.color_format!r}")
+    color_fmt = getattr(rs.format, rig.color_format)
+    color_profile = color_sensor.add_video_stream(_stream(rs, rig, rs.stream.color, color_fmt, 3, 1, rig.color))
     depth_sensor.add_read_only_option(rs.option.depth_units, rig.depth_units)
     dev.create_matcher(rs.matchers.default)
     ex = rs.extrinsics()
@@ -138,7 +147,7 @@ def write_synthetic_recording(path: str | Path, frames: int = 30, rig: Synthetic
                 time.sleep(max(0.0, t0 + n / rig.fps - time.monotonic()))
             ts_ms = 1000.0 * n / rig.fps
             for sensor, profile, img, bpp in ((depth_sensor, depth_profile, synthetic_depth_mm(n, rig), 2),
-                                              (color_sensor, color_profile, synthetic_rgb(n, rig), 3)):
+                                              (color_sensor, color_profile, _color_pixels(n, rig), 3)):
                 f = rs.software_video_frame()
                 f.pixels, f.stride, f.bpp = img, rig.width * bpp, bpp
                 f.timestamp, f.domain, f.frame_number = ts_ms, rs.timestamp_domain.hardware_clock, n

@@ -103,8 +103,9 @@ _DISTORTION = {"brown_conrady": "plumb_bob", "inverse_brown_conrady": "plumb_bob
 class RealSenseSource(FrameSource):
     """A RealSense camera (by serial) or a recording of one (`recording=` path), depth aligned to colour.
 
-    `realtime=False` plays a recording as fast as it is read (every frame, none skipped), for tests and offline
-    work; `loop=True` starts the recording again at its end.
+    `realtime=False` plays a recording as fast as it is read (no frame skipped for being late), for tests and
+    offline work; `loop=True` starts the recording again at its end. librealsense's playback now and then starts
+    a recording at its second frame; every later frame comes out.
     """
 
     def __init__(self, serial: str = "", recording: str | Path | None = None, width: int = 640, height: int = 480,
@@ -248,7 +249,8 @@ class RealSenseSource(FrameSource):
                 return None
             color = frames.get_color_frame()
             key = (color.get_frame_number(), color.get_timestamp()) if color else None
-            # Looping playback hands out the last frame of a pass twice; a frame seen already is no new frame.
+            # A frameset with colour or depth alone is skipped; looping playback hands out the last frame of a
+            # pass twice: a frame seen already is no new frame.
             if color and frames.get_depth_frame() and key != self._last_key:
                 break
             if time.monotonic() >= deadline:
