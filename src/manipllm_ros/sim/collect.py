@@ -141,13 +141,13 @@ def attempt(arm, obs, rng: np.random.Generator, cfg: CollectConfig, timings: Cou
     t = time.perf_counter()
     w.reset()
     arm.stop()
+    # Motion is measured from the untouched state: for push-type parts the press starts during the approach.
+    q0 = w.joint_position()
+    p_local = w.data.xmat[w.part_id].reshape(3, 3).T @ (p - w.data.xpos[w.part_id])
     touching = arm.approach(p, up, fwd)
     ok = touching and arm.end_effector.attach()
     result = None
     if ok:
-        part_R = w.data.xmat[w.part_id].reshape(3, 3).copy()
-        p_local = part_R.T @ (p - w.data.xpos[w.part_id])
-        q0 = w.joint_position()
         sign = -1.0 if w.obj.meta.action == "pull" else 1.0
         pull = float(np.clip(0.6 * w.radius, 0.03, 0.2))
         arm.move_along(sign * up, pull)

@@ -2,9 +2,10 @@
 
 The gripper is a free body driven by a 6-D Cartesian spring-damper (operational-space impedance) whose forces
 are applied as an external wrench; its own weight is compensated (gravcomp), the held part's is not. Suction
-is a weld equality between the gripper and the movable part that engages only when the cup is within
-`attach_distance` of the part and breaks when its constraint force exceeds `max_force` (default 50 N, a
-~40 mm cup at ~0.4 bar). Everything runs faster than real time (~20-50x on one core).
+is a ball-joint (connect) equality between the cup centre and the movable part that engages only when the cup
+is within `attach_distance` of the part; it breaks when its constraint force exceeds `suction_max_force`
+(default 50 N, a ~40 mm cup at ~0.4 bar) or when the part has turned more than `max_seal_angle_deg` (45 deg)
+under the cup (the bellows' compliance). Everything runs faster than real time (~20-50x on one core).
 
 Usage::
 
@@ -58,8 +59,13 @@ class FlyingArmConfig(BaseModel):
     speed: float = Field(0.25, description="Default Cartesian speed of the moving target (m/s).")
     settle_time: float = Field(0.15, description="Time (s) to let the loop settle after a motion.")
     suction_max_force: float = Field(50.0, description="Suction breaks above this constraint force (N).")
+    max_seal_angle_deg: float = Field(45.0, description="The part may turn under the cup (bellows) up to this "
+                                      "angle from the attach pose; beyond it the seal is lost.")
     attach_distance: float = Field(0.004, description="The cup must be this close (m) to the part to attach.")
     workspace_margin: float = Field(1.0, description="Workspace = object bounding sphere + this margin (m).")
+
+
+_EQ = int(mujoco.mjtConstraint.mjCNSTR_EQUALITY)
 
 
 def _rot_err(R_target: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -94,11 +100,12 @@ def rotation_from_up_forward(up: np.ndarray, forward: np.ndarray) -> np.ndarray:
 
 
 class SuctionCup(EndEffector):
-    """Weld-based suction: engages only on contact, breaks above a force, releases on command."""
+    """Suction cup: engages only on contact, breaks above a force or seal angle, releases on command."""
 
     def __init__(self, arm: "FlyingArm"):
         self._arm = arm
-        self.broke = False  # True after the last hold failed under load
+        self.broke = False  # True after the last hold failed under load or the seal tilted too far
+        self._axis_in_part = np.array([0.0, 0.0, 1.0])
 
     def distance_to_part(self) -> float:
         w = self._arm.world
@@ -116,20 +123,17 @@ class SuctionCup(EndEffector):
         if self.distance_to_part() > self._arm.config.attach_distance:
             return False
         m, d = w.model, w.data
-        # Weld the current relative pose (no snap): anchor = the cup (gripper origin) in the part frame, zero
-        # offset in the gripper frame, relative rotation part-in-gripper (checked: zero constraint violation).
+        # Ball-joint seal at the cup centre (no snap): anchor = gripper origin in the gripper frame (0) and in
+        # the part frame (checked: zero constraint violation). The part may turn under the cup (bellows)
+        # until the seal angle limit; the cup axis is remembered in the part frame to check that.
         pg, Rg = d.xpos[w.gripper_id], d.xmat[w.gripper_id].reshape(3, 3)
         pp, Rp = d.xpos[w.part_id], d.xmat[w.part_id].reshape(3, 3)
-        rel_p = np.zeros(3)
-        rel_q = np.zeros(4)
-        mujoco.mju_mat2Quat(rel_q, np.ascontiguousarray(Rg.T @ Rp).reshape(9))
         eq = m.eq_data[w.eq_id]
-        eq[0:3] = Rp.T @ (pg - pp)
-        eq[3:6] = rel_p
-        eq[6:10] = rel_q
-        eq[10] = 1.0
+        eq[:] = 0.0
+        eq[3:6] = Rp.T @ (pg - pp)
+        self._axis_in_part = Rp.T @ Rg[:, 2]
         d.eq_active[w.eq_id] = 1
-        # The sealed cup no longer pushes on the part: otherwise contact and weld fight and the "held" force
+        # The sealed cup no longer pushes on the part: otherwise contact and seal fight and the "held" force
         # would be an internal squeeze rather than the load.
         m.geom_contype[w.cup_geom] = 0
         m.geom_conaffinity[w.cup_geom] = 0
@@ -146,15 +150,25 @@ class SuctionCup(EndEffector):
     def is_attached(self) -> bool:
         return bool(self._arm.world.data.eq_active[self._arm.world.eq_id])
 
-    def force(self) -> float:
-        """Magnitude of the weld's translational constraint force now (N)."""
+    def seal_angle(self) -> float:
+        """Angle (rad) between the cup axis and the part surface direction it was attached to."""
         w = self._arm.world
         d = w.data
-        rows = np.flatnonzero((d.efc_type[:d.nefc] == mujoco.mjtConstraint.mjCNSTR_EQUALITY)
-                              & (d.efc_id[:d.nefc] == w.eq_id))
-        if len(rows) < 3:
+        a = d.xmat[w.part_id].reshape(3, 3) @ self._axis_in_part
+        z = d.xmat[w.gripper_id].reshape(3, 3)[:, 2]
+        return math.acos(max(-1.0, min(1.0, float(a @ z))))
+
+    def force(self) -> float:
+        """Magnitude of the seal's constraint force now (N).
+
+        The suction constraint is the model's only equality constraint and MuJoCo orders equality rows first, so
+        its force is efc_force[0:3] whenever it is active (O(1), called every physics step).
+        """
+        d = self._arm.world.data
+        if d.nefc < 3 or d.efc_type[0] != _EQ or d.efc_id[0] != self._arm.world.eq_id:
             return 0.0
-        return float(np.linalg.norm(d.efc_force[rows[:3]]))
+        f = d.efc_force
+        return math.sqrt(f[0] * f[0] + f[1] * f[1] + f[2] * f[2])
 
 
 class FlyingArm(Arm):
@@ -165,12 +179,27 @@ class FlyingArm(Arm):
         self.config = config or FlyingArmConfig()
         self.end_effector = SuctionCup(self)
         self._connected = False
+        self._target_q = np.array([1.0, 0.0, 0.0, 0.0])
+        self._max_seal = math.radians(self.config.max_seal_angle_deg)
+        self._err_local = np.zeros(3)
+        m = world.model
+        self._mass = float(m.body_mass[world.gripper_id]) + self.config.effective_mass
+        self._inertia = float(np.max(m.body_inertia[world.gripper_id])) + 0.02
         self._target_p = world.data.xpos[world.gripper_id].copy()
         self._target_R = world.data.xmat[world.gripper_id].reshape(3, 3).copy()
         self._ff = np.zeros(3)  # feed-forward force (N), used by probe()
         self._free_axis: np.ndarray | None = None  # direction with no spring (probe)
         self._stiff = 1.0
         self.max_suction_force_seen = 0.0
+
+    @property
+    def _target_R(self) -> np.ndarray:
+        return self.__target_R
+
+    @_target_R.setter
+    def _target_R(self, R: np.ndarray) -> None:
+        self.__target_R = np.asarray(R, float)
+        mujoco.mju_mat2Quat(self._target_q, np.ascontiguousarray(self.__target_R).reshape(9))
 
     @classmethod
     def from_object(cls, obj: ObjectSpec, seed: int = 0, world_config: WorldConfig | None = None,
@@ -272,31 +301,27 @@ class FlyingArm(Arm):
         self._target_R = np.asarray(rotation, float).copy()
 
     def _control(self) -> None:
+        """One impedance update: wrench = K (x* - x) - D v (+ feed-forward), applied at the TCP (= COM)."""
         w, c = self.world, self.config
-        m, d = w.model, w.data
+        d = w.data
         g = w.gripper_id
         dof = w.gripper_dof
         k = c.stiffness * self._stiff
-        mass = m.body_mass[g] + c.effective_mass
-        kd = 2.0 * c.damping_ratio * math.sqrt(k * mass)
-        p = d.xpos[g]
-        R = d.xmat[g].reshape(3, 3)
-        v = d.qvel[dof:dof + 3]
-        w_local = d.qvel[dof + 3:dof + 6]
-        omega = R @ w_local
-        e = self._target_p - p
+        kd = 2.0 * c.damping_ratio * math.sqrt(k * self._mass)
+        e = self._target_p - d.xpos[g]
         if self._free_axis is not None:
             e = e - np.dot(e, self._free_axis) * self._free_axis
-        F = k * e - kd * v + self._ff
-        n = np.linalg.norm(F)
+        F = k * e - kd * d.qvel[dof:dof + 3] + self._ff
+        n = math.sqrt(F[0] * F[0] + F[1] * F[1] + F[2] * F[2])
         if n > c.max_force:
             F *= c.max_force / n
         kr = c.rot_stiffness * self._stiff
-        inertia = float(np.max(m.body_inertia[g])) + 0.02
-        krd = 2.0 * c.damping_ratio * math.sqrt(kr * inertia)
-        T = kr * _rot_err(self._target_R, R) - krd * omega
+        krd = 2.0 * c.damping_ratio * math.sqrt(kr * self._inertia)
+        # orientation error in the gripper frame (mju_subQuat), torque in the gripper frame, then to world
+        mujoco.mju_subQuat(self._err_local, self._target_q, d.xquat[g])
+        tau_local = kr * self._err_local - krd * d.qvel[dof + 3:dof + 6]
         d.xfrc_applied[g, :3] = F
-        d.xfrc_applied[g, 3:] = T
+        d.xfrc_applied[g, 3:] = d.xmat[g].reshape(3, 3) @ tau_local
 
     def step(self, n: int = 1) -> None:
         """Advance physics n steps under the impedance loop, enforcing the suction force limit."""
@@ -307,7 +332,7 @@ class FlyingArm(Arm):
             if ee.is_attached():
                 f = ee.force()
                 self.max_suction_force_seen = max(self.max_suction_force_seen, f)
-                if f > self.config.suction_max_force:
+                if f > self.config.suction_max_force or ee.seal_angle() > self._max_seal:
                     ee.release()
                     ee.broke = True
 

@@ -462,8 +462,16 @@ def _build(category: str, seed: int) -> ObjectSpec:
         hinge_side = "top"
         jrange = (0.0, hi)
         if category == "lighter_lid":
-            # a zippo-like lighter standing upright: lid = top third, hinged on the back edge
-            geo = _lid_box(m, rng, W, H, D, lid_t=0.4 * H * 0.6, handle=handle)
+            # a zippo-like lighter standing upright: the lid (top ~quarter) is hinged on its left side edge
+            lid_t = 0.24 * H
+            m.box("base", (0, 0, H / 2), (D / 2, W / 2, H / 2), m.material("body"))
+            m.geom("base", "cylinder", (0, W * 0.15, H + lid_t * 0.3), (0.004, lid_t * 0.3), m.material("wick"))
+            m.box("part", (0, W / 2, 0), (D / 2, W / 2, lid_t / 2), m.material("lid"))
+            if handle == "recessed":
+                m.box("part", (0, W - 0.002, 0), (D / 2 * 0.8, 0.002, lid_t / 2 * 0.7),
+                      m.material("recess", rgb=np.array([0.1, 0.1, 0.1]), texture="none"))
+            geo = {"part_pos": (0, -W / 2, H + lid_t / 2 + 0.0005), "axis": (1, 0, 0)}
+            hinge_side = "left"
         elif category == "laptop":
             geo = _lid_box(m, rng, W, H, D, lid_t=_u(rng, 0.006, 0.012), handle=handle)
             m.box("part", (D / 2, 0, -_u(rng, 0.004, 0.006) - 0.0), (D * 0.45, W * 0.45, 0.0005),
@@ -617,6 +625,12 @@ def _build(category: str, seed: int) -> ObjectSpec:
                 m.box("part", (Lc / 2 - 0.004, 0, 0.004), (0.003, W / 2 * 0.8, 0.003), pm)  # ridge to push on
             hinge_side = "none"
 
+    # Joint friction/damping drawn above suit furniture-sized parts; small objects get proportionally less.
+    small = {"lighter_lid": 0.02, "mouse_button": 0.05, "usb_cap": 0.2, "phone_slide": 0.2,
+             "remote_slide_cover": 0.2, "stapler": 0.2, "faucet_handle": 0.2, "kettle_lid": 0.2,
+             "dispenser_lever": 0.2, "toaster_lever": 0.3, "lamp_arm": 0.5, "pot_lid": 0.5}.get(category, 1.0)
+    damping *= small
+    friction *= small
     # Return springs (preloaded against the closed stop) where gravity would otherwise open the part by itself.
     spring = {"toaster_lever": (6.0, -0.03), "mouse_button": (0.1, -0.3), "stapler": (1.0, -0.3)}.get(category)
     if category in ("display_tilt", "folding_chair"):  # balanced upright: friction keeps them there
