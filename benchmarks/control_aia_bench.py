@@ -96,7 +96,7 @@ def franky_sim_timing() -> dict:
     from manipllm_ros.control.franky_sim_scene import FrankySimProcess, ObjectSpec, SceneClient
 
     out = {}
-    for kind, target in (("door", 0.12), ("drawer", 0.16)):
+    for kind, target in (("door", 0.12), ("drawer", 0.2)):
         spec = ObjectSpec(kind=kind)
         with FrankySimProcess(spec) as sp:
             sc = SceneClient(sp.hostname)
@@ -107,7 +107,7 @@ def franky_sim_timing() -> dict:
                 ok, msg = approach_and_attach(arm, EEPose(spec.contact_point(), spec.contact_rotation()))
                 q0 = sc.joint()
                 s1, w1 = sc.call("state")["sim_time"], time.perf_counter()
-                rec = AIAPolicy(AIAConfig(target_distance=target, max_steps=8)).run(arm, -spec.contact_rotation()[:, 2])
+                rec = AIAPolicy(AIAConfig(target_distance=target, max_steps=10)).run(arm, -spec.contact_rotation()[:, 2])
                 s2, w2 = sc.call("state")["sim_time"], time.perf_counter()
                 out[kind] = {
                     "attached": ok, "outcome": rec.outcome.value, "joint_delta": sc.joint() - q0,
@@ -176,11 +176,21 @@ def main() -> int:
     p.add_argument("--no-franky", action="store_true")
     p.add_argument("--out", default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--load-fast", default=None, help="JSON of an earlier run: skip the fast-arm episodes")
     a = p.parse_args()
     t0 = time.time()
-    rows = fast_backend(a.episodes, a.runs, a.workers, a.noise_max)
+    if a.load_fast:  # re-use the fast-arm episodes of an earlier run (e.g. after a franky-sim failure)
+        saved = json.load(open(a.load_fast))
+        rows = {int(k): v for k, v in saved["episodes"].items()}
+        rows0 = {int(k): v for k, v in saved["episodes_no_direction_error"].items()} if saved.get(
+            "episodes_no_direction_error") else None
+    else:
+        rows = fast_backend(a.episodes, a.runs, a.workers, a.noise_max)
+        rows0 = None if a.no_clean else fast_backend(a.episodes, 1, a.workers, 0.0)
+        if a.json:  # save before the franky-sim part, so a failure there loses nothing
+            with open(a.json, "w") as f:
+                json.dump({"episodes": rows, "episodes_no_direction_error": rows0}, f)
     fast = summarise(rows)
-    rows0 = None if a.no_clean else fast_backend(a.episodes, 1, a.workers, 0.0)
     fast0 = summarise(rows0) if rows0 else None
     franky = None if a.no_franky else franky_sim_timing()
     text = report(fast, fast0, franky, a)
@@ -192,7 +202,8 @@ def main() -> int:
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"fast": fast, "fast_no_direction_error": fast0, "franky_sim": franky,
-                       "episodes": {str(k): v for k, v in rows.items()}}, f, indent=1)
+                       "episodes": {str(k): v for k, v in rows.items()},
+                       "episodes_no_direction_error": rows0}, f, indent=1)
     return 0
 
 
