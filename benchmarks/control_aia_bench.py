@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import statistics as st
 import time
 from concurrent.futures import ProcessPoolExecutor
 

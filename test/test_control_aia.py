@@ -12,12 +12,11 @@ from manipllm_ros.control.aia import (
     AIAPolicy,
     Outcome,
     StraightPull,
-    approach_and_attach,
     make_policy,
     perturbed_directions,
     unit,
 )
-from manipllm_ros.control.arm import EEPose, InvalidTargetError
+from manipllm_ros.control.arm import InvalidTargetError
 from manipllm_ros.control.config import AIAConfig, ControlConfig, FrankyConfig, WorkspaceBox, load_control_config
 from manipllm_ros.control.end_effectors import CommandSuction
 from manipllm_ros.control.episodes import attach_flying, run_flying_episode, workspace_around
