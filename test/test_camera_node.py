@@ -4,6 +4,7 @@ missing recording or an absent camera stop the node with a clear message."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import defaultdict
@@ -255,3 +256,14 @@ def test_fast_depth_encoding_matches_images_module():
     back = depth_from_msg(_image(fast, "f", 0.0))
     assert np.array_equal(np.isnan(back), np.isnan(depth_from_msg(_image(ref, "f", 0.0))))
     assert back[0, 1] == pytest.approx(65.535) and np.isnan(back[0, 0]) and np.isnan(back[0, 2])
+
+
+@pytest.mark.ros
+def test_node_reports_end_of_recording(spawn, recording, tmp_path):
+    cfg = config_file(tmp_path, source="bag", bag_path=str(recording), bag_loop=False, bag_realtime=False)
+    proc = spawn([*NODE, "--ros-args", "-p", f"config_file:={cfg}"], name="camera_node")
+    proc.wait_for("recording ended after", timeout=60)
+    published = int(re.search(r"recording ended after (\d+) frames", proc.output()).group(1))
+    assert published in (29, 30)  # all 30, or 29 when librealsense starts the playback at the second frame
+    assert proc.popen.poll() is None, "the node stays up (its service too) after the recording ends"
+    assert proc.stop() == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import array
 import sys
 import threading
+import time
 
 import numpy as np
 import rclpy
@@ -103,6 +104,7 @@ class CameraNode(Node):
 
     def _run(self) -> None:
         last_number = None
+        last_frame = time.monotonic()
         try:
             while not self._stop.is_set():
                 frame = self.source.read(timeout=0.5)
@@ -110,7 +112,12 @@ class CameraNode(Node):
                     if self.source.finished:
                         self.get_logger().info(f"recording ended after {self.published} frames")
                         return
+                    silent = time.monotonic() - last_frame
+                    if silent > 2.0:  # a camera unplugged or stalled: say so, and keep waiting for it
+                        self.get_logger().warn(f"no frame from {self.source.name} for {silent:.0f} s",
+                                               throttle_duration_sec=5.0)
                     continue
+                last_frame = time.monotonic()
                 if last_number is not None and frame.frame_number > last_number + 1:  # a loop restart is no gap
                     self.source_gaps += frame.frame_number - last_number - 1
                 last_number = frame.frame_number
