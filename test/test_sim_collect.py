@@ -101,9 +101,12 @@ def test_bad_objects_are_reported_and_the_run_continues(tmp_path):
     data = Path(__file__).parent / "data"
     bad = tmp_path / "bad.xml"
     bad.write_text("<mujoco><worldbody><body name='a'>")
-    cfg = _cfg(tmp_path / "ds", num_samples=3, samples_per_shard=1, categories=["cabinet_drawer"],
-               objects=[f"{bad}:j", f"{data / 'thirdparty_cabinet.xml'}:no_such_joint:y"], max_attempts_factor=3)
+    cfg = _cfg(tmp_path / "ds", samples_per_shard=1, categories=["cabinet_drawer"],
+               objects=[f"{bad}:j", f"{data / 'thirdparty_cabinet.xml'}:no_such_joint:y",
+                        f"{data / 'thirdparty_cabinet.xml'}:tray_slide:y"],  # the tray hides behind the door
+               num_samples=4, max_attempts_factor=3, scenes_per_object=2)
     summary = collect(cfg)
     errors = "\n".join(summary["errors"])
     assert "bad.xml" in errors and "no_such_joint" in errors
+    assert "sees nothing of the movable part 'src/Tray'" in errors
     assert summary["per_category"] == {"cabinet drawer": 1}  # shard 0 (generated) still produced its sample

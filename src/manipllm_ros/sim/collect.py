@@ -323,6 +323,11 @@ def _meta(cfg: CollectConfig) -> dict:
     cats = {}
     for s in _sources(cfg):
         if s.startswith("file:"):
+            try:  # third-party objects count as held-out categories; a broken file is reported by its shard
+                m = _make_object(s, 0).meta
+                cats[m.category] = {"split": "heldout", "joint_type": m.joint_type}
+            except Exception:  # noqa: BLE001
+                pass
             continue
         cats[category_name(s)] = {"split": "heldout" if s in HELDOUT_CATEGORIES else "train",
                                   "joint_type": CATS[s].joint_type}

@@ -222,6 +222,10 @@ class FlyingArm(Arm):
         """The object's joint of interest (rad or m; 0 = closed)."""
         return self.world.joint_position()
 
+    def observe(self):
+        """The world camera's observation (gripper hidden, as in the paper's images) of the current state."""
+        return self.world.observe()
+
     @property
     def sim_time(self) -> float:
         return float(self.world.data.time)

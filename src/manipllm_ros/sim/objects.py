@@ -564,7 +564,7 @@ def _build(category: str, seed: int) -> ObjectSpec:
             if handle == "knob":
                 m.geom("part", "sphere", (La * 0.75, 0, 0.015), (0.015,), pm)
             jrange = (0.0, hi)
-            hinge_side = "left"  # the arm turns about the post at its near end (seen from the side)
+            hinge_side = "top"  # the arm turns about the post at its far end, as seen from the front
         else:  # display_tilt
             W, Hd = _u(rng, 0.45, 0.65), _u(rng, 0.28, 0.4)
             m.box("base", (0, 0, 0.008), (0.1, 0.14, 0.008), body)
