@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..control.arm import ArmError
+
 FORMAT = "manipllm-sim-v1"
 
 
@@ -144,6 +146,18 @@ def attempt(arm, obs, rng: np.random.Generator, cfg: CollectConfig, timings: Cou
     # Motion is measured from the untouched state: for push-type parts the press starts during the approach.
     q0 = w.joint_position()
     p_local = w.data.xmat[w.part_id].reshape(3, 3).T @ (p - w.data.xpos[w.part_id])
+    result = None
+    try:
+        result = _approach_and_pull(arm, p, up, fwd, q0, p_local, cfg, u, v)
+    except ArmError:  # an unreachable contact is a failed attempt, not a failed run
+        result = None
+    arm.end_effector.release()
+    timings["physics"] += time.perf_counter() - t
+    return result
+
+
+def _approach_and_pull(arm, p, up, fwd, q0, p_local, cfg: CollectConfig, u: int, v: int) -> dict | None:
+    w = arm.world
     touching = arm.approach(p, up, fwd)
     ok = touching and arm.end_effector.attach()
     result = None
@@ -158,8 +172,6 @@ def attempt(arm, obs, rng: np.random.Generator, cfg: CollectConfig, timings: Cou
         lo, hi = w.joint_range
         if abs(dq) > cfg.success_fraction * (hi - lo) and cos > 0.5:
             result = {"u": u, "v": v, "up": up, "forward": fwd, "joint_delta": float(dq)}
-    arm.end_effector.release()
-    timings["physics"] += time.perf_counter() - t
     return result
 
 
