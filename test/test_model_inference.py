@@ -3,24 +3,29 @@ model has overfitted two examples (chain of thought and direct, batched and sing
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from model_fixtures import synthetic_sample  # noqa: E402
 
-from manipllm_ros import prompts as P  # noqa: E402
-from manipllm_ros.model.config import ModelConfig  # noqa: E402
-from manipllm_ros.model.generation import DecodeSession  # noqa: E402
-from manipllm_ros.model.policy import PosePredictor, Prediction  # noqa: E402
-from manipllm_ros.model.processor import collate  # noqa: E402
-from manipllm_ros.prompts import PoseParseError  # noqa: E402
+from manipllm_ros import prompts as P
+from manipllm_ros.model.config import ModelConfig
+from manipllm_ros.model.generation import DecodeSession
+from manipllm_ros.model.policy import PosePredictor, Prediction
+from manipllm_ros.model.processor import collate
+from manipllm_ros.prompts import PoseParseError
+from manipllm_ros.training.synthetic import synthetic_sample
 
 CFG = ModelConfig(device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models decode several times faster on one thread, above all on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def test_untrained_model_output_gives_typed_parse_error():

@@ -178,6 +178,8 @@ class AdaptedVLM:
         """Tiny random-init base (cfg.base_path None) or the local checkpoint at cfg.base_path, plus adapters."""
         device = resolve_device(cfg.device)
         dtype = resolve_dtype(cfg.dtype, device)
+        if cfg.cpu_threads and device.type == "cpu":
+            torch.set_num_threads(cfg.cpu_threads)
         if cfg.base_path:
             model, proc = load_base(cfg.base_path, cfg, dtype)
             src = cfg.base_path
@@ -327,11 +329,15 @@ class AdaptedVLM:
         return self.adapter_version
 
     # ---- forward -----------------------------------------------------------------------------------------
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        """Mean cross-entropy over supervised (answer) tokens, and their count (for gradient accumulation)."""
+    def loss(self, batch: dict[str, torch.Tensor], module: torch.nn.Module | None = None) -> tuple[torch.Tensor, int]:
+        """Mean cross-entropy over supervised (answer) tokens, and their count.
+
+        `module` is what to call: the plain model by default, or its DDP/FSDP wrapper (around `self.peft`)
+        during distributed training so gradients are synchronised.
+        """
         b = {k: v.to(self.device) for k, v in batch.items()}
         labels = b.pop("labels")
-        out = self.model(**b, use_cache=False)
+        out = (module or self.model)(**b, use_cache=False)
         logits = out.logits[:, :-1].float()
         tgt = labels[:, 1:]
         n = int((tgt != -100).sum())

@@ -152,6 +152,16 @@ class PosePredictor:
             )
         return out
 
+    @torch.no_grad()
+    def ask(self, rgbs: Sequence[np.ndarray], questions: Sequence[str], max_new_tokens: int = 64) -> list[str]:
+        """One free question per image (greedy), e.g. the affordance question during validation."""
+        pr = self.vlm.processor
+        pv, thw = pr.encode_images(list(rgbs))
+        rows = [pr.user_turn(q, with_image=True, first=True) for q in questions]
+        sess = DecodeSession(self.vlm.model, pr.pad_id, pr.im_end, banned_ids=pr.special_ids())
+        sess.start(rows, [pr.mm_types(r) for r in rows], pv, thw)
+        return [pr.decode(g).strip() for g in sess.generate(max_new_tokens)]
+
     @staticmethod
     def _next_question(k: int, instruction: str, answers: list[str]) -> str:
         if k == 1:

@@ -1,8 +1,16 @@
-"""Shared helpers for the model tests: synthetic samples with exactly the dataset's fields."""
+"""Toy samples with exactly the simulated dataset's fields: a coloured box on grey with a bright 'handle'.
+
+For tests, CI smoke runs and `manipllm train --synthetic N` when no simulated dataset is at hand. Not a
+substitute for the simulator's data: nothing here is physically meaningful beyond the field layout.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def synthetic_samples(n: int, start: int = 0, split: str = "train") -> list[dict]:
+    return [synthetic_sample(i, split=split) for i in range(start, start + n)]
 
 
 def synthetic_sample(i: int, split: str = "train", category: str | None = None) -> dict:

@@ -1,0 +1,118 @@
+"""Mixed-task training data: each example is one of the paper's tasks, drawn at random per sample and epoch.
+
+Works on the dataset's sample dicts (fields of `manipllm_ros.sim.dataset.iter_samples`), not on the file format.
+Images are resized to the model size once at load time, so 10^4 samples fit in memory; pixel coordinates stay
+in original-image pixels (`width`/`height` of the sample) and the prompts module converts them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from manipllm_ros import prompts as P
+from manipllm_ros.model.processor import Encoded, ManipProcessor, collate
+
+REQUIRED = ("rgb", "width", "height", "category", "instruction", "contact_uv", "up_cam", "forward_cam")
+
+
+class DatasetError(ValueError):
+    """The dataset is missing, empty, or a sample lacks a required field."""
+
+
+def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if rgb.shape[1] == size[0] and rgb.shape[0] == size[1]:
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
+
+
+def prepare_samples(samples: Iterable[Mapping[str, Any]], model_size: tuple[int, int], limit: int | None = None) -> list[dict]:
+    """Keep what training needs, with the image already at model size; validates the required fields."""
+    out = []
+    for s in samples:
+        missing = [k for k in REQUIRED if k not in s]
+        if missing:
+            raise DatasetError(f"sample {s.get('sample_id', len(out))!r} lacks fields {missing}")
+        d = {k: v for k, v in s.items() if k not in ("rgb", "depth")}
+        d["rgb"] = _resize(np.asarray(s["rgb"], dtype=np.uint8), model_size)
+        out.append(d)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def load_samples(path: str, split: str | None, model_size: tuple[int, int], limit: int | None = None) -> list[dict]:
+    """Read a split of the simulated dataset through its reader."""
+    try:
+        from manipllm_ros.sim.dataset import iter_samples
+    except ImportError as e:  # the reader ships with the simulator package
+        raise DatasetError(f"dataset reader manipllm_ros.sim.dataset is not available: {e}") from e
+    samples = prepare_samples(iter_samples(path, split=split), model_size, limit)
+    if not samples:
+        raise DatasetError(f"dataset {path!r} has no samples in split {split!r}")
+    return samples
+
+
+class MixedTaskDataset(Dataset):
+    """Sample i of epoch e -> one task (weights as configured) -> encoded conversation.
+
+    A task a sample cannot serve (no affordance points, no reasoning text) falls back to the pose task, so
+    every sample always contributes a supervised pose.
+    """
+
+    def __init__(
+        self,
+        samples: list[dict],
+        processor: ManipProcessor,
+        task_weights: Mapping[str, float],
+        seed: int = 0,
+        n_affordance: int = 20,
+        mask_prob: float = 0.3,
+    ) -> None:
+        if not samples:
+            raise DatasetError("no training samples")
+        self.samples = samples
+        self.processor = processor
+        self.tasks = [t for t, w in task_weights.items() if w > 0]
+        self.weights = [task_weights[t] for t in self.tasks]
+        self.seed = seed
+        self.epoch = 0
+        self.n_affordance = n_affordance
+        self.mask_prob = mask_prob
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def example(self, i: int) -> P.Example:
+        s = self.samples[i]
+        rng = random.Random(hash((self.seed, self.epoch, i)) & 0xFFFFFFFF)
+        task = rng.choices(self.tasks, weights=self.weights)[0]
+        size = (self.processor.image_width, self.processor.image_height)
+        try:
+            return P.make_example(s, task, rng, model_size=size, n_affordance=self.n_affordance,
+                                  mask_prob=self.mask_prob)  # fmt: skip
+        except ValueError:
+            if task == "pose":
+                raise
+            return P.make_example(s, "pose", rng, model_size=size)
+
+    def __getitem__(self, i: int) -> Encoded:
+        return self.processor.encode_example(self.samples[i]["rgb"], self.example(i))
+
+
+class Collator:
+    """Picklable collate_fn (for DataLoader workers)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[Encoded]):
+        return collate(batch, self.pad_id)

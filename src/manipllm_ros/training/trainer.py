@@ -1,0 +1,197 @@
+"""The training loop: AdamW + cosine schedule, gradient accumulation, bf16 on GPU, checkpoints with resume,
+periodic validation, tqdm progress. Runs as one process or under `torchrun` / `accelerate launch` (DDP; FSDP
+through an accelerate config for large bases): Accelerate reads the launcher's environment.
+
+Checkpoint layout (output_dir):
+  checkpoint-<step>/   a loadable model checkpoint (AdaptedVLM.save) + trainer_state.pt (optimizer, scheduler,
+                       step, epoch, RNG) -> resume continues from here
+  final/               the model after the last step (what `manipllm predict` and the pose service load)
+  metrics.jsonl        one JSON line per log/validation event
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from manipllm_ros.model.build import AdaptedVLM
+from manipllm_ros.model.policy import PosePredictor
+from manipllm_ros.training.config import TrainConfig
+from manipllm_ros.training.data import Collator, MixedTaskDataset, load_samples
+from manipllm_ros.training.metrics import evaluate
+
+STATE_FILE = "trainer_state.pt"
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    d = Path(output_dir)
+    cks = [(int(m.group(1)), p) for p in d.glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
+           and (p / STATE_FILE).exists()]  # fmt: skip
+    return max(cks)[1] if cks else None
+
+
+def _log(path: Path, record: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples: list[dict] | None = None) -> dict:
+    """Train the adapters; returns the last validation metrics (plus 'step' and 'final_dir').
+
+    Samples are dataset dicts (see training.data); when not given they are read from cfg.data.path.
+    """
+    use_cuda = torch.cuda.is_available() and cfg.model.device != "cpu"
+    acc = Accelerator(
+        gradient_accumulation_steps=cfg.grad_accum,
+        mixed_precision="bf16" if (cfg.bf16 and use_cuda) else "no",
+        cpu=not use_cuda,
+    )
+    torch.manual_seed(cfg.seed + acc.process_index)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    out = Path(cfg.output_dir)
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.yaml").write_text(cfg.to_yaml())
+    model_cfg = cfg.model.model_copy(update={"device": str(acc.device)})
+    vlm = AdaptedVLM.build(model_cfg)
+    size = (model_cfg.image_width, model_cfg.image_height)
+    if train_samples is None:
+        if not cfg.data.path:
+            raise ValueError("no training data: set data.path (a dataset directory) or pass samples")
+        train_samples = load_samples(cfg.data.path, cfg.data.train_split, size, cfg.data.max_train_samples)
+    if val_samples is None and cfg.data.path:
+        val_samples = load_samples(cfg.data.path, cfg.data.val_split, size, cfg.data.max_val_samples)
+    val_samples = (val_samples or [])[: cfg.data.max_val_samples]
+
+    ds = MixedTaskDataset(train_samples, vlm.processor, cfg.data.task_weights, seed=cfg.seed,
+                          n_affordance=cfg.data.n_affordance, mask_prob=cfg.data.mask_prob)  # fmt: skip
+    dl = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, collate_fn=Collator(vlm.processor.pad_id),
+                    num_workers=cfg.data.num_workers, generator=torch.Generator().manual_seed(cfg.seed))  # fmt: skip
+    opt = torch.optim.AdamW(vlm.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The scheduler is stepped by us once per optimizer step (not prepared: Accelerate would step it per process).
+    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.max_steps)
+    wrapped, opt, dl = acc.prepare(vlm.peft, opt, dl)
+
+    step, epoch = 0, 0
+    ck = latest_checkpoint(out) if cfg.resume else None
+    if ck is not None:
+        st = torch.load(ck / STATE_FILE, map_location="cpu", weights_only=False)
+        vlm.load_adapters(ck)
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        step, epoch = int(st["step"]), int(st["epoch"])
+        torch.set_rng_state(st["torch_rng"])
+        if acc.is_main_process:
+            print(f"resumed from {ck} at step {step}")
+    vlm.mark_saved()
+    predictor = PosePredictor(vlm)
+    metrics_f = out / "metrics.jsonl"
+    last_eval: dict = {}
+
+    def validate() -> dict:
+        if not val_samples:
+            return {}
+        if acc.is_main_process:
+            t0 = time.perf_counter()
+            m = evaluate(predictor, val_samples, batch_size=max(1, cfg.batch_size), n_affordance=min(5, cfg.data.n_affordance))
+            m.update(step=step, kind="val", seconds=time.perf_counter() - t0)
+            _log(metrics_f, m)
+            return m
+        return {}
+
+    def save(tag: str) -> Path:
+        d = out / tag
+        if acc.is_main_process:
+            tmp = out / f".{tag}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            vlm.adapter_version = f"{tag}"
+            vlm.save(tmp)
+            torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, "epoch": epoch,
+                        "torch_rng": torch.get_rng_state()}, tmp / STATE_FILE)  # fmt: skip
+            shutil.rmtree(d, ignore_errors=True)
+            os.replace(tmp, d)
+            olds = sorted((int(p.name.split("-")[1]), p) for p in out.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
+            for _, p in olds[: -cfg.keep_checkpoints]:
+                shutil.rmtree(p, ignore_errors=True)
+        acc.wait_for_everyone()
+        return d
+
+    pbar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not (cfg.progress and acc.is_main_process))
+    wrapped.train()
+    run_loss, run_n, t_start = 0.0, 0, time.perf_counter()
+    while step < cfg.max_steps:
+        ds.set_epoch(epoch)
+        if hasattr(dl, "set_epoch"):
+            dl.set_epoch(epoch)
+        for batch in dl:
+            with acc.accumulate(wrapped):
+                loss, _ = vlm.loss(batch, module=wrapped)
+                acc.backward(loss)
+                if acc.sync_gradients:
+                    acc.clip_grad_norm_(vlm.trainable_parameters(), cfg.max_grad_norm)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            run_loss += float(loss.detach())
+            run_n += 1
+            if not acc.sync_gradients:
+                continue
+            sched.step()
+            step += 1
+            pbar.update(1)
+            pbar.set_postfix(loss=f"{run_loss / max(run_n, 1):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            if step % cfg.log_every == 0 and acc.is_main_process:
+                _log(metrics_f, {"step": step, "kind": "train", "loss": run_loss / max(run_n, 1),
+                                 "lr": sched.get_last_lr()[0], "elapsed_s": time.perf_counter() - t_start,
+                                 "world_size": acc.num_processes})  # fmt: skip
+                run_loss, run_n = 0.0, 0
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
+                wrapped.eval()
+                last_eval = validate() or last_eval
+                acc.wait_for_everyone()
+                wrapped.train()
+            if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
+                save(f"checkpoint-{step}")
+            if step >= cfg.max_steps:
+                break
+        epoch += 1
+    pbar.close()
+    wrapped.eval()
+    final = save("final")
+    save(f"checkpoint-{step}")
+    last_eval = validate() or last_eval
+    acc.wait_for_everyone()
+    # DDP health check: every process must hold the same adapters after the last step. Exchanged through files
+    # + a barrier rather than an all_gather: a gloo all_gather's work object is freed on gloo's thread, which
+    # needs the GIL, and deadlocks against destroy_process_group at exit.
+    sums = [float(v.double().sum()) + float(v.double().abs().sum()) for v in vlm.adapter_state_dict().values()]
+    (out / f".adapter_checksum.{acc.process_index}").write_text(json.dumps(sums))
+    acc.wait_for_everyone()
+    ref = json.loads((out / ".adapter_checksum.0").read_text())
+    in_sync = all(
+        np.allclose(json.loads((out / f".adapter_checksum.{r}").read_text()), ref, rtol=1e-6, atol=1e-9)
+        for r in range(acc.num_processes)
+    )
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        for r in range(acc.num_processes):
+            (out / f".adapter_checksum.{r}").unlink(missing_ok=True)
+    result = dict(last_eval)
+    result.update(step=step, final_dir=str(final), world_size=acc.num_processes, ranks_in_sync=in_sync)
+    if acc.is_main_process and math.isfinite(result.get("pixel_error_px_mean", float("nan"))):
+        print(f"final: pixel error {result['pixel_error_px_mean']:.1f} px, parse rate {result['parse_rate']:.2f}")
+    acc.end_training()
+    return result
