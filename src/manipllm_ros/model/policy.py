@@ -55,6 +55,7 @@ class PosePredictor:
         self.vlm = vlm
         self.tta_lr = tta_lr
         self._tta_opt: torch.optim.Optimizer | None = None
+        self.last_generated_tokens: list[int] = []  # per image, all turns of the last predict call (diagnostics)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, tta_lr: float = 1e-4) -> PosePredictor:
@@ -102,6 +103,7 @@ class PosePredictor:
         answers: list[list[str]] = [[] for _ in range(B)]
         errors: list[PoseParseError | None] = [None] * B
         timings: dict[str, float] = {"preprocess": t_pre}
+        n_gen = [0] * B
         sess: DecodeSession | None = None
         for k, (name, budget) in enumerate(zip(names, budgets)):
             t0 = time.perf_counter()
@@ -125,11 +127,13 @@ class PosePredictor:
             active = [e is None for e in errors]
             gen = sess.generate(budget, active=active)
             for i in range(B):
+                n_gen[i] += len(gen[i]) + (1 if active[i] else 0)
                 history[i] += chunks[i] + (gen[i] + [pr.im_end] if active[i] else [])
                 answers[i].append(pr.decode(gen[i]).strip() if active[i] else "")
             _sync(dev)
             timings[name] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_all) * 1e3
+        self.last_generated_tokens = [n_gen[i] for i in range(B)]
         out: list[Prediction | PoseParseError] = []
         for i in range(B):
             if errors[i] is not None:

@@ -1,0 +1,122 @@
+"""Evaluate a trained checkpoint on the simulated dataset's held-out splits, against simple baselines.
+
+Splits: test_seen (unseen instances of training categories) and test_unseen (held-out categories).
+Metrics per split: parse rate; contact pixel error (px, 640x480 image); up / forward angle errors (deg);
+"on movable part" = the predicted pixel's nearest labelled affordance point (the dataset's <= 20 points with
+affordance > 0.8 on the movable part and <= 20 with < 0.2 elsewhere on the object) is a positive one and lies
+within 20 px. This is a proxy: the dataset stores no part masks. Unparseable answers count as misses.
+Baselines: "mean" predicts the training set's mean contact pixel and mean directions; "random point on object"
+picks one of the sample's labelled points uniformly (the random-pixel-on-object baseline, restricted to the
+labelled points).
+
+    .venv/bin/python benchmarks/model_eval.py --checkpoint runs/small/final --data data/sim-v1 --out benchmarks/model_eval.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+
+import numpy as np
+import torch
+
+from manipllm_ros.geometry import angle_between
+from manipllm_ros.model.policy import PosePredictor, Prediction
+from manipllm_ros.sim.dataset import iter_samples
+
+ON_PART_RADIUS = 20.0
+
+
+def on_part(uv, s) -> bool:
+    pts = [(p, True) for p in s.get("aff_pos_uv") or []] + [(p, False) for p in s.get("aff_neg_uv") or []]
+    if not pts:
+        return False
+    d = [np.hypot(uv[0] - p[0], uv[1] - p[1]) for p, _ in pts]
+    i = int(np.argmin(d))
+    return bool(pts[i][1] and d[i] <= ON_PART_RADIUS)
+
+
+def summarize(rows: list[dict]) -> dict:
+    ok = [r for r in rows if r["parsed"]]
+    f = lambda k: float(np.mean([r[k] for r in ok])) if ok else float("nan")  # noqa: E731
+    med = lambda k: float(np.median([r[k] for r in ok])) if ok else float("nan")  # noqa: E731
+    return {"n": len(rows), "parse_rate": len(ok) / max(len(rows), 1), "pixel_err_mean": f("pix"),
+            "pixel_err_median": med("pix"), "up_err_deg": f("up"), "forward_err_deg": f("fw"),
+            "on_movable_part": float(np.mean([r["on_part"] for r in rows])) if rows else float("nan")}  # fmt: skip
+
+
+def row(uv, up, fw, s) -> dict:
+    return {"parsed": True, "pix": float(np.hypot(uv[0] - s["contact_uv"][0], uv[1] - s["contact_uv"][1])),
+            "up": angle_between(up, s["up_cam"]), "fw": angle_between(fw, s["forward_cam"]), "on_part": on_part(uv, s)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--max-per-split", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--modes", nargs="+", default=["cot", "direct"])
+    ap.add_argument("--out")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    pred = PosePredictor.load(a.checkpoint)
+    train = list(iter_samples(a.data, split="train", decode=False))
+    mean_uv = np.mean([s["contact_uv"] for s in train], 0)
+    mean_up = np.mean([s["up_cam"] for s in train], 0)
+    mean_fw = np.mean([s["forward_cam"] for s in train], 0)
+    rng = random.Random(0)
+    results = {}
+    for split in ("test_seen", "test_unseen"):
+        samples = []
+        for s in iter_samples(a.data, split=split):
+            samples.append(s)
+            if len(samples) >= a.max_per_split:
+                break
+        res = {}
+        res["baseline: mean pose"] = summarize([row(mean_uv, mean_up, mean_fw, s) for s in samples])
+        rnd = []
+        for s in samples:
+            pts = (s.get("aff_pos_uv") or []) + (s.get("aff_neg_uv") or [])
+            uv = rng.choice(pts) if pts else mean_uv
+            rnd.append(row(uv, mean_up, mean_fw, s))
+        res["baseline: random point on object (+ mean directions)"] = summarize(rnd)
+        for mode in a.modes:
+            rows, t0 = [], time.perf_counter()
+            for i in range(0, len(samples), a.batch):
+                chunk = samples[i : i + a.batch]
+                out = pred.predict_batch([s["rgb"] for s in chunk], [s["instruction"] for s in chunk],
+                                         chain_of_thought=(mode == "cot"))  # fmt: skip
+                for s, r in zip(chunk, out):
+                    if isinstance(r, Prediction):
+                        rows.append(row(r.pixel, r.up, r.forward, s))
+                    else:
+                        rows.append({"parsed": False, "on_part": False})
+            res[f"model ({mode})"] = summarize(rows) | {"seconds": time.perf_counter() - t0}
+        results[split] = res
+    lines = [f"# Model evaluation: `{a.checkpoint}` on `{a.data}`", "",
+             "Splits: test_seen = unseen instances of training categories; test_unseen = held-out categories. "
+             f"'on movable part' is a proxy (nearest labelled affordance point is positive and within "
+             f"{ON_PART_RADIUS:.0f} px; no part masks in the dataset). Unparseable answers count as misses.", ""]  # fmt: skip
+    for split, res in results.items():
+        lines += [f"## {split}", "", "| predictor | n | parse rate | pixel err mean (px) | pixel err median (px) | "
+                  "up err (deg) | forward err (deg) | on movable part |", "|---|---|---|---|---|---|---|---|"]
+        for name, m in res.items():
+            lines.append(f"| {name} | {m['n']} | {m['parse_rate']:.2f} | {m['pixel_err_mean']:.1f} | "
+                         f"{m['pixel_err_median']:.1f} | {m['up_err_deg']:.1f} | {m['forward_err_deg']:.1f} | "
+                         f"{m['on_movable_part']:.2f} |")  # fmt: skip
+        lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    if a.out:
+        open(a.out, "w").write(text + "\n")
+    if a.json:
+        open(a.json, "w").write(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
