@@ -26,8 +26,10 @@ TARGET = 10_000
 
 def run(samples: int, workers: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
+        # one shard per training category, so every category (slow sliders included) is in the measurement
         cfg = CollectConfig(out=Path(tmp) / "ds", num_samples=samples, workers=workers, seed=seed,
-                            categories=list(TRAIN_CATEGORIES), progress=False)
+                            categories=list(TRAIN_CATEGORIES), progress=False,
+                            samples_per_shard=max(1, samples // len(TRAIN_CATEGORIES)))
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         s = collect(cfg)
@@ -38,7 +40,7 @@ def run(samples: int, workers: int, seed: int) -> dict:
     per = {k: 1000 * st.get(k, 0.0) / max(n, 1) for k in ("build", "render", "physics", "encode", "write")}
     return {"workers": workers, "samples": n, "attempts": s["attempts"], "wall": wall, "sps": n / wall,
             "sps_core": n / wall / workers, "per": per, "eta_10k_min": TARGET / (n / wall) / 60,
-            "load": (load0 + load1) / 2, "per_category": s["per_category"]}
+            "load": (load0 + load1) / 2, "per_category": s["per_category"], "errors": s["errors"]}
 
 
 def table(rows: list[dict]) -> str:
@@ -56,7 +58,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=300)
+    ap.add_argument("--samples", type=int, default=400)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--write", action="store_true", help="write benchmarks/sim_collect.md")
@@ -66,7 +68,7 @@ def main() -> None:
     print(md)
     if args.write:
         cats = rows[-1]["per_category"]
-        text = (f"# sim collect benchmark\n\n`{' '.join(['benchmarks/sim_collect_bench.py'] + [f'--samples {args.samples}'])}`"
+        text = (f"# sim collect benchmark\n\n`{' '.join(['benchmarks/sim_collect_bench.py'] + [f'--samples {args.samples}', '--write'])}`"
                 f" on {platform.node()} ({os.cpu_count()} cores, CPU-only EGL/llvmpipe rendering), "
                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n{md}\n\n"
                 "Stage columns: CPU milliseconds per successful sample inside the workers (physics counts every "

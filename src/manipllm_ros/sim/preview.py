@@ -8,6 +8,7 @@ from the arrow's tail), the gripper forward direction (cyan), and the category /
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +41,7 @@ def render_tile(source: str, seed: int, tile: tuple[int, int] = (320, 240)) -> n
     m = obs.mask
     img[m] = 0.35 * img[m] + 0.65 * heat[m]
     img = np.clip(img, 0, 255).astype(np.uint8).copy()
-    label, timings = None, {}
-    from collections import Counter
-
-    timings = Counter()
+    label, timings = None, Counter()
     for _ in range(8):
         label = attempt(arm, obs, rng, cfg, timings)
         if label is not None:
