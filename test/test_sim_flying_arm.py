@@ -115,3 +115,22 @@ def test_faster_than_real_time(arm):
     arm.move_along(np.array([0.0, 0.0, 1.0]), 0.2)
     wall = time.perf_counter() - t0
     assert (arm.sim_time - s0) / wall > 2.0  # typically 20-50x on one core
+
+
+def test_seal_is_lost_when_the_part_turns_too_far_under_the_cup():
+    # A strong seal (force limit out of the way): pulling far straight out swings the door open, and the door
+    # turns under the fixed-orientation cup until the 45 deg bellows limit breaks the seal.
+    arm = FlyingArm.from_object(generate_object("storage_cabinet_door", 1), seed=0,
+                                world_config=WorldConfig(randomize=False),
+                                config=FlyingArmConfig(suction_max_force=1e4))
+    p, n = _door_contact(arm)
+    arm.approach(p, -n)
+    assert arm.end_effector.attach()
+    angles = []
+    for _ in range(40):
+        arm.move_along(n, 0.02)
+        if not arm.end_effector.is_attached():
+            break
+        angles.append(np.degrees(arm.end_effector.seal_angle()))
+    assert arm.end_effector.broke and not arm.end_effector.is_attached()
+    assert 35.0 < max(angles) <= 45.0 and arm.joint_position() > 0.6

@@ -70,7 +70,8 @@ def render_tile(source: str, seed: int, tile: tuple[int, int] = (320, 240)) -> n
     text = f"{meta.category} [{meta.instance_split}]"
     cv2.rectangle(img, (0, 0), (tile[0], 34), (0, 0, 0), -1)
     cv2.putText(img, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
-    status = f"{meta.joint_type} | handle {meta.handle} | " + (f"{meta.action} succeeded" if ok else "no success in 8 tries")
+    outcome = f"{meta.action} succeeded" if ok else "no success in 8 tries"
+    status = f"{meta.joint_type} | handle {meta.handle} | {outcome}"
     cv2.putText(img, status, (4, 29), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (120, 255, 120) if ok else (255, 120, 120),
                 1, cv2.LINE_AA)
     return img
