@@ -124,13 +124,16 @@ class PoseService:
             return self._fail("busy: the model is serving another request (busy_policy="
                               f"{self.cfg.busy_policy})", t0, lat)
         lat["queue_ms"] = (time.perf_counter() - t_wait) * 1e3
+        t_model = time.perf_counter()
         try:
             version = self.adapter_version
             pred = self.predictor.predict(frame.rgb, instruction.strip(), chain_of_thought=chain_of_thought)
         except Exception as exc:  # PoseParseError and any model failure are answers, not crashes
+            lat["model_ms"] = (time.perf_counter() - t_model) * 1e3
             return self._fail(str(exc) or type(exc).__name__, t0, lat)
         finally:
             self._model_lock.release()
+        lat["model_ms"] = (time.perf_counter() - t_model) * 1e3
         for key, value in (getattr(pred, "timings", None) or {}).items():
             lat[f"{key}_ms"] = float(value)
 

@@ -47,7 +47,7 @@ def fill_predict_response(res, result: PoseResult, frame: RGBDFrame | None, fram
     res.success, res.error = result.success, result.error
     res.prediction_id, res.adapter_version = result.prediction_id, result.adapter_version
     lat = result.latency_ms
-    for field in ("total_ms", "queue_ms", "preprocess_ms", "encode_ms", "category_ms", "reasoning_ms", "pose_ms",
+    for field in ("total_ms", "queue_ms", "model_ms", "preprocess_ms", "encode_ms", "category_ms", "reasoning_ms", "pose_ms",
                   "geometry_ms"):
         setattr(res.latency, field, float(lat.get(field, 0.0)))
     res.reasoning.category = result.category
