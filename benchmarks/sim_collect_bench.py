@@ -49,7 +49,8 @@ def table(rows: list[dict]) -> str:
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p = r["per"]
-        out.append(f"| {r['workers']} | {r['samples']} | {r['attempts']} | {100 * r['samples'] / r['attempts']:.0f} "
+        rate = 100 * r["samples"] / r["attempts"]
+        out.append(f"| {r['workers']} | {r['samples']} | {r['attempts']} | {rate:.0f} "
                    f"| {r['wall']:.1f} | {r['sps']:.2f} | {r['sps_core']:.2f} | {r['eta_10k_min']:.0f} "
                    f"| {p['build']:.0f} | {p['render']:.0f} | {p['physics']:.0f} | {p['encode']:.0f} "
                    f"| {p['write']:.1f} | {r['load']:.1f} |")
@@ -68,7 +69,8 @@ def main() -> None:
     print(md)
     if args.write:
         cats = rows[-1]["per_category"]
-        text = (f"# sim collect benchmark\n\n`{' '.join(['benchmarks/sim_collect_bench.py'] + [f'--samples {args.samples}', '--write'])}`"
+        cmd = f"benchmarks/sim_collect_bench.py --samples {args.samples} --write"
+        text = (f"# sim collect benchmark\n\n`{cmd}`"
                 f" on {platform.node()} ({os.cpu_count()} cores, CPU-only EGL/llvmpipe rendering), "
                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n{md}\n\n"
                 "Stage columns: CPU milliseconds per successful sample inside the workers (physics counts every "

@@ -75,8 +75,8 @@ def test_deterministic_per_seed_whatever_the_workers(reference, tmp_path):
 def test_resume_after_kill_loses_and_duplicates_nothing(reference, tmp_path):
     code = ("import sys; from pathlib import Path; from manipllm_ros.sim.collect import CollectConfig, collect\n"
             "if __name__ == '__main__':\n"
-            f"    collect(CollectConfig(out=Path(sys.argv[1]), num_samples=6, seed=3, workers=1, categories={CATS!r},"
-            " samples_per_shard=2, progress=False))\n")
+            f"    collect(CollectConfig(out=Path(sys.argv[1]), num_samples=6, seed=3, workers=1,"
+            f" categories={CATS!r}, samples_per_shard=2, progress=False))\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], start_new_session=True)
     deadline = time.time() + 120
     while not shard_path(tmp_path, 0).exists() and time.time() < deadline:  # wait for the first whole shard

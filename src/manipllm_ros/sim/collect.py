@@ -346,7 +346,8 @@ def _meta(cfg: CollectConfig) -> dict:
     return {
         "format": FORMAT, "seed": cfg.seed, "width": D415.width, "height": D415.height,
         "categories": cats, "objects": cfg.objects, "num_samples": cfg.num_samples,
-        "samples_per_shard": cfg.samples_per_shard, "num_shards": math.ceil(cfg.num_samples / cfg.samples_per_shard),
+        "samples_per_shard": cfg.samples_per_shard,
+        "num_shards": math.ceil(cfg.num_samples / cfg.samples_per_shard),
         "config": json.loads(cfg.model_dump_json(exclude={"out", "workers", "progress"})),
         "intrinsics": {"fx": D415.fx, "fy": D415.fy, "cx": D415.cx, "cy": D415.cy},
         "split_rule": "held-out categories -> test_unseen; training categories: object seed % 5 == 0 -> "

@@ -69,7 +69,7 @@ class ObjectMeta:
 
 @dataclass(frozen=True)
 class ObjectSpec:
-    """A self-contained MJCF string plus its metadata; `mjcf` compiles on its own with `MjModel.from_xml_string`."""
+    """A self-contained MJCF string plus its metadata; `mjcf` compiles alone (`MjModel.from_xml_string`)."""
 
     mjcf: str
     meta: ObjectMeta
@@ -146,7 +146,8 @@ class _Mjcf:
         self.geom(where, "box", center, half, mat, **kw)
 
     def xml(self, part_name: str, part_pos, joint: str, jtype: str, axis, rng: tuple[float, float],
-            damping: float, friction: float, armature: float = 0.01, spring: tuple[float, float] | None = None) -> str:
+            damping: float, friction: float, armature: float = 0.01,
+            spring: tuple[float, float] | None = None) -> str:
         base = "\n      ".join(self.base)
         part = "\n        ".join(self.part)
         assets = "\n    ".join(self.assets)
@@ -281,8 +282,8 @@ def _lid_box(m: _Mjcf, rng, W: float, H: float, D: float, *, lid_t: float, handl
         m.geom("part", "cylinder", (L - 0.06 * scale, 0, hz + 0.03 * scale), (r, 0.2 * W), hmat,
                euler=(math.pi / 2, 0, 0))
         for s in (-1, 1):
-            m.box("part", (L - 0.06 * scale, s * (0.2 * W - r), hz + 0.015 * scale), (r * .7, r * .7, 0.015 * scale),
-                  hmat)
+            m.box("part", (L - 0.06 * scale, s * (0.2 * W - r), hz + 0.015 * scale),
+                  (r * .7, r * .7, 0.015 * scale), hmat)
     elif handle == "knob":
         kx = L / 2 if round_body else L - 0.08 * scale
         m.geom("part", "cylinder", (kx, 0, hz + 0.01 * scale), (0.006 * scale, 0.01 * scale), hmat)
@@ -397,7 +398,8 @@ def _build(category: str, seed: int) -> ObjectSpec:
             kw["door_frac"] = _u(rng, 0.68, 0.78)
             def _panel(mm: _Mjcf, W=W, H=H, D=D) -> None:
                 for i in range(3):
-                    mm.geom("base", "cylinder", (D / 2 + 0.004, W / 2 - 0.06, H * (0.75 - 0.2 * i)), (0.015, 0.004),
+                    mm.geom("base", "cylinder", (D / 2 + 0.004, W / 2 - 0.06, H * (0.75 - 0.2 * i)),
+                            (0.015, 0.004),
                             mm.material("knob", rgb=np.array([0.2, 0.2, 0.2]), texture="none"),
                             euler=(0, math.pi / 2, 0))
             kw["extras"] = _panel
@@ -442,7 +444,8 @@ def _build(category: str, seed: int) -> ObjectSpec:
             which = int(rng.integers(0, n))
             for i in range(n):  # fixed dummy fronts for the other drawers
                 if i != which:
-                    m.box("base", (D / 2 + 0.01, 0, t + slot * (i + 0.5)), (0.01, W / 2 - t, slot / 2 - 0.004), front)
+                    m.box("base", (D / 2 + 0.01, 0, t + slot * (i + 0.5)),
+                          (0.01, W / 2 - t, slot / 2 - 0.004), front)
             dz, dh, dw, dd = t + slot * (which + 0.5), slot - 0.008, W - 2 * t, 0.9 * D
         dt = 0.018
         ppos = (D / 2 + dt / 2, 0, dz)
@@ -493,8 +496,8 @@ def _build(category: str, seed: int) -> ObjectSpec:
                 for s in (-1, 1):
                     m.box("base", (0, s * (W / 2 + 0.03), H * 0.8), (0.015, 0.03, 0.008), bm)
         else:
-            geo = _lid_box(m, rng, W, H, D, lid_t=_u(rng, 0.015, 0.05) * (1.5 if category == "suitcase_lid" else 1),
-                           handle=handle)
+            lid_t = _u(rng, 0.015, 0.05) * (1.5 if category == "suitcase_lid" else 1)
+            geo = _lid_box(m, rng, W, H, D, lid_t=lid_t, handle=handle)
     elif c.kind == "lever":
         jrange = (0.0, hi)
         body = m.material("body")
@@ -601,7 +604,8 @@ def _build(category: str, seed: int) -> ObjectSpec:
             hinge_side = "none"
         else:
             if category == "usb_cap":
-                L, W, T, Lc = _u(rng, 0.04, 0.06), _u(rng, 0.016, 0.022), _u(rng, 0.007, 0.01), _u(rng, 0.018, 0.025)
+                L, W = _u(rng, 0.04, 0.06), _u(rng, 0.016, 0.022)
+                T, Lc = _u(rng, 0.007, 0.01), _u(rng, 0.018, 0.025)
                 m.box("base", (0, 0, T / 2), (L / 2, W / 2, T / 2), body)
                 geo = {"part_pos": (L / 2 + Lc / 2 - 0.012, 0, T / 2), "axis": (1, 0, 0)}
                 m.box("part", (0, 0, 0), (Lc / 2, W / 2 * 1.08, T / 2 * 1.12), pm)

@@ -21,7 +21,14 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 
-from .camera import D415, Intrinsics, backproject, look_at, normals_from_points, optical_to_mujoco_quat  # noqa: E402
+from .camera import (  # noqa: E402
+    D415,
+    Intrinsics,
+    backproject,
+    look_at,
+    normals_from_points,
+    optical_to_mujoco_quat,
+)
 from .objects import ObjectSpec  # noqa: E402
 
 OBJ_PREFIX = "obj/"
@@ -175,7 +182,7 @@ class World:
         spec.visual.global_.offheight = max(480, intrinsics.height)
         spec.stat.extent = 1.0
         spec.visual.quality.shadowsize = 1024  # the default 4096 costs ~0.15 s per CPU render
-        spec.visual.quality.offsamples = 0  # MSAA costs ~10 % of a CPU render; images are downscaled for the model anyway
+        spec.visual.quality.offsamples = 0  # MSAA costs ~10 % of a CPU render; the model sees downscaled images
         self._add_floor_and_lights(spec)
         yaw = math.radians(self.rng.uniform(*self.config.yaw_deg)) if self.config.randomize else 0.0
         self.object_quat = _quat_from_axis_angle(np.array([0.0, 0.0, 1.0]), yaw)
@@ -213,7 +220,8 @@ class World:
         self.object_geoms = np.flatnonzero(np.isin(m.geom_bodyid, self.object_bodies))
         self.part_geoms = np.flatnonzero(np.isin(m.geom_bodyid, self.part_bodies))
         if len(self.part_geoms) == 0:
-            raise ObjectLoadError(f"object {obj.meta.object_id!r}: movable body {obj.meta.movable_body!r} has no geoms")
+            raise ObjectLoadError(f"object {obj.meta.object_id!r}: movable body {obj.meta.movable_body!r} "
+                                  "has no geoms")
         mujoco.mj_forward(m, self.data)
         self.center, self.radius = self._bounding_sphere()
         self.set_camera(*self._sample_camera())
@@ -425,7 +433,8 @@ class World:
         c = np.float32(-0.5) * (-(far + near) / (far - near)) - np.float32(0.5)
         d = np.float32(-0.5) * (-(np.float32(2) * far * near) / (far - near))
         depth = (d / (zbuf.astype(np.float64) + c)).astype(np.float32)
-        segimage = ids[..., 0].astype(np.int32) + ids[..., 1].astype(np.int32) * 256 + ids[..., 2].astype(np.int32) * 65536
+        ids32 = ids.astype(np.int32)
+        segimage = ids32[..., 0] + ids32[..., 1] * 256 + ids32[..., 2] * 65536
         lut = np.full((scene.ngeom + 2, 2), -1, np.int32)
         for g in scene.geoms[:scene.ngeom]:
             if g.segid != -1:
