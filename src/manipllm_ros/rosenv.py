@@ -57,6 +57,12 @@ def ros_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     env.setdefault("ROS_DISTRO", "kilted")
     # Discovery stays on this machine unless a lab configures otherwise (real robot: set it to SUBNET).
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    # Camera images (0.6-0.9 MB) exceed Fast DDS's default 0.5 MB shared-memory segment and would travel as UDP
+    # fragments that are lost under load (benchmarks/camera_rate.md); a 16 MB segment keeps them in shared memory.
+    if env.get("RMW_IMPLEMENTATION") == "rmw_fastrtps_cpp":
+        from manipllm_ros.camera.dds import fastdds_profile
+
+        env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(fastdds_profile()))
     env.setdefault("MUJOCO_GL", "egl")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
