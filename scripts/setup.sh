@@ -70,7 +70,7 @@ fi
 build_hash=$(hash_of CMakeLists.txt package.xml msg/* srv/* action/* vendor/tf2_msgs/*.* vendor/tf2_msgs/msg/*)
 if ! stamp_ok colcon "$build_hash" || [ ! -f install/manipllm/share/manipllm/package.xml ]; then
   log "colcon build (interfaces) -> install/"
-  rm -rf build install; mkdir -p log
+  mkdir -p log  # incremental: never delete install/ under running processes
   # numpy's include dir is given through the /opt symlink: the real one lies under .venv, inside the source
   # tree, which CMake refuses in an exported target's include directories.
   (
