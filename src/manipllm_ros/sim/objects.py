@@ -600,7 +600,7 @@ def _build(category: str, seed: int) -> ObjectSpec:
             # grip: a vertical bar at the pane's trailing edge whose side faces the slide direction
             gy = -side * (W / 4 - 0.03)
             gh = 0.2 * H if handle == "bar" else 0.9 * H / 2
-            m.box("part", (0.03, gy, 0), (0.025, 0.012, gh), m.material("handle", texture="none"))
+            m.box("part", (0.04, gy, 0), (0.034, 0.015, gh), m.material("handle", texture="none"))
             hinge_side = "none"
         else:
             if category == "usb_cap":
