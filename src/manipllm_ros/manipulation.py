@@ -89,9 +89,14 @@ class ManipulationResult:
 
 
 def run_manipulation(arm: Arm, contact: EEPose, *, policy: str, aia: AIAConfig, approach_distance: float = 0.08,
-                     on_move: MoveCallback | None = None, on_phase: Callable[[str], None] | None = None,
+                     push: bool = False, on_move: MoveCallback | None = None,
+                     on_phase: Callable[[str], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> ManipulationResult:
-    """Never raises for a physical failure: every way the episode ends is a `ManipulationResult`."""
+    """Never raises for a physical failure: every way the episode ends is a `ManipulationResult`.
+
+    The part is pulled out of the surface (along -up) or, with `push`, pressed into it (along up: buttons,
+    levers).
+    """
     t0 = time.monotonic()
     phase = on_phase or (lambda p: None)
     marm = MonitoredArm(arm, on_move, cancelled)
@@ -132,7 +137,8 @@ def run_manipulation(arm: Arm, contact: EEPose, *, policy: str, aia: AIAConfig, 
             on_move(kind, r)
 
     marm._on_move = _track
-    rec = make_policy(policy, aia).run(marm, -contact.rotation[:, 2])  # pull out of the surface, along -up
+    up = contact.rotation[:, 2]
+    rec = make_policy(policy, aia).run(marm, up if push else -up)
     if rec.success:
         return _done(True, "", rec, start)
     return _done(False, f"{rec.outcome.value}: {rec.message}".strip(": "), rec, start)

@@ -1,0 +1,105 @@
+"""Where to touch and how to orient the gripper: the model, and the baselines it is measured against.
+
+Every proposer sees only what a real system sees (RGB, aligned depth, intrinsics, the instruction) except the
+oracle baseline, which is told the movable-part mask (the data-collection heuristic). A proposer that cannot
+answer returns a `Proposal` with `error` set: the episode then counts as a failure, never as dropped.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Proposal:
+    u: int = -1
+    v: int = -1
+    up_cam: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    forward_cam: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    error: str = ""
+    category: str = ""
+    reasoning: str = ""
+    latency_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def _perpendicular(up: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    a = rng.normal(size=3)
+    a -= a.dot(up) * up
+    return a / np.linalg.norm(a)
+
+
+class Proposer(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def propose(self, obs, instruction: str, rng: np.random.Generator) -> Proposal: ...
+
+
+class _RandomPixelNormal(Proposer):
+    """A random pixel of `region` with the gripper up = minus the surface normal estimated from depth."""
+
+    region: str
+
+    def propose(self, obs, instruction: str, rng: np.random.Generator) -> Proposal:
+        mask = getattr(obs, self.region) & (obs.depth > 0) & (np.linalg.norm(obs.normals, axis=-1) > 0.5)
+        cand = np.argwhere(mask)
+        if len(cand) == 0:
+            return Proposal(error=f"{self.name}: no pixel of the {self.region.replace('_', ' ')} with depth")
+        v, u = (int(x) for x in cand[rng.integers(len(cand))])
+        up = -np.asarray(obs.normals[v, u], float)
+        up /= np.linalg.norm(up)
+        return Proposal(u, v, up, _perpendicular(up, rng))
+
+
+class RandomObjectPixel(_RandomPixelNormal):
+    """Baseline: a random pixel on the object (any part) + surface-normal direction."""
+
+    name, region = "random-object", "object_mask"
+
+
+class RandomPartPixel(_RandomPixelNormal):
+    """Oracle baseline: a random pixel on the movable part (knows the mask) + surface-normal direction."""
+
+    name, region = "random-part", "mask"
+
+
+class ModelProposer(Proposer):
+    """The trained MLLM, with or without chain of thought."""
+
+    def __init__(self, checkpoint: str, chain_of_thought: bool = True, device: str | None = "cpu") -> None:
+        from manipllm_ros.model.policy import PosePredictor
+
+        self.predictor = PosePredictor.load(checkpoint, device=device)
+        self.chain_of_thought = chain_of_thought
+        self.name = "model-cot" if chain_of_thought else "model-direct"
+
+    def propose(self, obs, instruction: str, rng: np.random.Generator) -> Proposal:
+        from manipllm_ros.prompts import PoseParseError
+
+        try:
+            pred = self.predictor.predict(obs.rgb, instruction, chain_of_thought=self.chain_of_thought)
+        except PoseParseError as exc:
+            return Proposal(error=str(exc))
+        u, v = int(round(pred.pixel[0])), int(round(pred.pixel[1]))
+        return Proposal(u, v, np.asarray(pred.up, float), np.asarray(pred.forward, float),
+                        category=pred.category or "", reasoning=pred.reasoning or "",
+                        latency_ms=float(pred.timings.get("total", 0.0)))
+
+
+def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
+    if name == "random-object":
+        return RandomObjectPixel()
+    if name == "random-part":
+        return RandomPartPixel()
+    if name in ("model-cot", "model-direct"):
+        if not checkpoint:
+            raise ValueError(f"proposer {name!r} needs --checkpoint (a trained model directory)")
+        return ModelProposer(checkpoint, chain_of_thought=name == "model-cot")
+    raise ValueError(f"unknown proposer {name!r}: random-object | random-part | model-cot | model-direct")
