@@ -20,6 +20,7 @@ AREA_CLIS = [
     "manipllm_ros.model.cli",
     "manipllm_ros.evaluation.cli",
     "manipllm_ros.demo",
+    "manipllm_ros.bringup",
 ]
 
 

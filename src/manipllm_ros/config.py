@@ -107,6 +107,19 @@ class TTAConfig(_Strict):
                            "resumes the adapted state.")
 
 
+class BringupConfig(_Strict):
+    """What `manipllm bringup` starts besides the nodes (simulation only; a real robot uses the launch files)."""
+
+    franky_sim: bool = Field(True, description="Start franky-sim (the real libfranka protocol over loopback) with "
+                             "an articulated part in its scene, and point the franka node at it.")
+    franky_object: Literal["door", "drawer"] = Field("door", description="The part in franky-sim's scene.")
+    camera: bool = Field(True, description="Start camera_node (its source comes from the camera section).")
+    pose_service: bool = Field(True, description="Start pose_service_node (with test-time adaptation).")
+    franka: bool = Field(True, description="Start franka_node (/manipulate).")
+    log_dir: str = Field("results/bringup", description="Each process's output goes to LOG_DIR/<name>.log.")
+    startup_timeout_s: float = Field(300.0, gt=0, description="How long a process may take to become ready.")
+
+
 class ManipllmConfig(_Strict):
     """The whole system."""
 
@@ -115,6 +128,7 @@ class ManipllmConfig(_Strict):
     pose_service: PoseServiceConfig = Field(default_factory=PoseServiceConfig)
     tta: TTAConfig = Field(default_factory=TTAConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
+    bringup: BringupConfig = Field(default_factory=BringupConfig)
 
 
 def load_config(path: str | Path | None) -> ManipllmConfig:

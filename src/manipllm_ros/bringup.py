@@ -1,0 +1,86 @@
+"""`manipllm bringup --config config/sim.yaml`: the launch file's nodes as separate processes, without ROS's launch.
+
+Starts franky-sim (with a part in its scene), camera_node, pose_service_node and franka_node from the same YAML,
+waits until each is ready, forwards SIGINT/SIGTERM, and shuts everything down cleanly when one of them dies or
+the user stops it. On a real ROS install `ros2 launch manipllm sim.launch.py` starts the same nodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from manipllm_ros.config import load_config
+from manipllm_ros.processes import ProcessError, ProcessGroup
+
+
+def _node(module: str, config: Path, *params: str) -> list[str]:
+    args = [sys.executable, "-m", f"manipllm_ros.nodes.{module}", "--ros-args", "-p", f"config_file:={config}"]
+    for p in params:
+        args += ["-p", p]
+    return args
+
+
+def bringup(config_path: str, log_dir: str | None = None, echo: bool = True) -> int:
+    config = Path(config_path).resolve()
+    cfg = load_config(config)
+    b = cfg.bringup
+    model = Path(cfg.pose_service.model_path).expanduser()
+    if b.pose_service and not (model / "manipllm_model.json").is_file():
+        print(f"manipllm bringup: no model at '{model}' (pose_service.model_path in {config}): run `manipllm demo` "
+              "(it trains one) or point model_path at a checkpoint directory", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    logs = Path(log_dir or b.log_dir) / time.strftime("%Y%m%d-%H%M%S")
+    with ProcessGroup(logs, echo=echo) as group:
+        try:
+            robot_ip = cfg.control.franky.robot_ip
+            if b.franky_sim:
+                from manipllm_ros.control.franky_sim_scene import free_loopback_address
+
+                robot_ip = free_loopback_address()
+                sim = group.start("franky_sim", [sys.executable, "-m", "manipllm_ros.control.franky_sim_scene",
+                                                 "--hostname", robot_ip, "--object", b.franky_object])
+                group.wait_for(sim, "READY", b.startup_timeout_s)
+            if b.camera:
+                cam = group.start("camera", _node("camera_node", config))
+                group.wait_for(cam, "streaming ", b.startup_timeout_s)
+            if b.pose_service:
+                pose = group.start("pose_service", _node("pose_service_node", config, f"model_path:={model.resolve()}"))
+                group.wait_for(pose, "active: /predict_pose is serving", b.startup_timeout_s)
+            if b.franka:
+                effector = "franky_sim_suction" if b.franky_sim else "suction_command"
+                franka = group.start("franka", _node("franka_node", config, f"robot_ip:={robot_ip}",
+                                                     f"end_effector:={effector}"))
+                group.wait_for(franka, "ready: /manipulate", b.startup_timeout_s)
+            print(f"[bringup] system up ({', '.join(c.name for c in group.children)}); logs in {logs}; "
+                  "Ctrl+C stops everything", flush=True)
+            while not stop.is_set():
+                group.check_alive()
+                stop.wait(0.5)
+        except ProcessError as exc:
+            print(f"[bringup] {exc}", file=sys.stderr, flush=True)
+            codes = group.stop()
+            print(f"[bringup] stopped: {codes}", flush=True)
+            return 1
+        codes = group.stop()
+    print(f"[bringup] stopped cleanly: {codes}", flush=True)
+    return 0
+
+
+def _bringup(args: argparse.Namespace) -> int:
+    return bringup(args.config, args.log_dir, echo=not args.quiet)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("bringup", help="start the simulated system's nodes as processes from one YAML")
+    p.add_argument("--config", default="config/sim.yaml", help="manipllm YAML config")
+    p.add_argument("--log-dir", help="override bringup.log_dir")
+    p.add_argument("--quiet", action="store_true", help="do not echo the processes' output")
+    p.set_defaults(func=_bringup)
