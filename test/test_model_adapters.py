@@ -182,3 +182,30 @@ def test_predictor_hot_swap_resets_tta(tmp_path):
     pred.tta_step(s["rgb"], s["instruction"], (10.0, 20.0), success=True)
     pred.reset_adapters()
     assert not _changed(pred.vlm, before)
+
+
+def test_missing_checkpoint_and_base_path_give_typed_errors(tmp_path):
+    with pytest.raises(ModelLoadError, match="not a manipllm checkpoint"):
+        PosePredictor.load(tmp_path / "nothing")
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        AdaptedVLM.build(CFG.model_copy(update={"base_path": str(tmp_path)}))
+
+
+def test_cli_predict_reports_parse_error_and_register(tmp_path, capsys):
+    import argparse
+
+    from PIL import Image
+
+    from manipllm_ros.model import cli
+
+    AdaptedVLM.build(CFG).save(tmp_path / "ck")
+    Image.fromarray(synthetic_sample(0)["rgb"]).save(tmp_path / "rgb.png")
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="cmd"))
+    args = parser.parse_args(["predict", "--checkpoint", str(tmp_path / "ck"), "--image", str(tmp_path / "rgb.png"),
+                              "--instruction", "open the door of the microwave", "--direct", "--device", "cpu"])
+    assert args.func(args) == 1  # an untrained model's answer does not parse: typed message, exit code 1
+    assert "could not parse pose from model output: " in capsys.readouterr().err
+    args = parser.parse_args(["train", "--preset", "small", "--dump-config", "--data", "x"])
+    assert args.func(args) == 0
+    assert "path: x" in capsys.readouterr().out
