@@ -15,9 +15,8 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import SetBool
@@ -25,6 +24,7 @@ from std_srvs.srv import SetBool
 from manipllm_ros.camera.sources import CameraError, Frame, FrameSource, open_source
 from manipllm_ros.config import ManipllmConfig, load_config
 from manipllm_ros.images import rgb_fields
+from manipllm_ros.nodes.spin import run_node
 from manipllm_ros.nodes.convert import qos_profile, stamp_from_seconds
 
 
@@ -146,24 +146,8 @@ class CameraNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args if args is not None else sys.argv)
-    try:
-        node = CameraNode()
-    except (CameraError, FileNotFoundError, ValueError) as exc:
-        print(f"camera_node: {exc}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(CameraNode, SingleThreadedExecutor, args, "camera_node",
+                    startup_errors=(CameraError, FileNotFoundError, ValueError))
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ import sys
 import threading
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
@@ -27,6 +26,7 @@ from manipllm_ros.geometry import matrix_from_quaternion, quaternion_from_matrix
 from manipllm_ros.manipulation import EpisodeJournal, run_manipulation
 from manipllm_ros.nodes.convert import point, pose, vector
 from manipllm_ros.nodes.markers import prediction_markers
+from manipllm_ros.nodes.spin import run_node
 from manipllm_ros.nodes.tta_node import OUTCOME_TOPIC
 
 
@@ -232,23 +232,8 @@ class FrankaNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args if args is not None else sys.argv)
-    try:
-        node = FrankaNode()
-    except Exception as exc:  # a robot that cannot be reached is a clear message and exit code, not a trace
-        print(f"franka_node: could not start: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    # A robot that cannot be reached is a clear message and exit code, not a trace.
+    return run_node(FrankaNode, lambda: MultiThreadedExecutor(num_threads=4), args, "franka_node")
 
 
 if __name__ == "__main__":

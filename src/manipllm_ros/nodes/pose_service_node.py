@@ -10,10 +10,9 @@ import gc
 import sys
 import threading
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from geometry_msgs.msg import PoseStamped
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -26,6 +25,7 @@ from manipllm_ros.config import ManipllmConfig, load_config
 from manipllm_ros.images import K_from_camera_info, depth_from_msg, rgb_from_msg
 from manipllm_ros.nodes.convert import fill_predict_response, qos_profile, stamp_seconds, static_camera_transform
 from manipllm_ros.nodes.markers import prediction_markers
+from manipllm_ros.nodes.spin import run_node
 from manipllm_ros.nodes.tta_node import TTANode
 from manipllm_ros.pose_service import InputError, PoseService, RGBDFrame
 from manipllm_ros.tta import TestTimeAdapter
@@ -175,22 +175,15 @@ class PoseServiceNode(LifecycleNode):
         self._approach.publish(msg)
 
 
+def _autostart(node: PoseServiceNode) -> None:
+    if node.get_parameter("autostart").value:
+        node.trigger_configure()
+        node.trigger_activate()
+
+
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = PoseServiceNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        if node.get_parameter("autostart").value:
-            node.trigger_configure()
-            node.trigger_activate()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PoseServiceNode, lambda: MultiThreadedExecutor(num_threads=4), args, "pose_service_node",
+                    on_start=_autostart)
 
 
 if __name__ == "__main__":
