@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +122,28 @@ def test_two_process_ddp_with_torchrun_gloo(tmp_path):
     assert result["world_size"] == 2
     assert result["ranks_in_sync"] is True  # gradients were all-reduced: both ranks hold identical adapters
     assert (out / "final" / "adapters.safetensors").exists()
+
+
+def test_evaluate_maps_pixels_of_resized_samples_back_to_original():
+    """A predictor that answers the true pose scores ~0 px even though samples hold model-size images."""
+    from manipllm_ros.model.config import ModelConfig
+    from manipllm_ros.model.policy import Prediction
+    from manipllm_ros.prompts import ImageFrame
+    from manipllm_ros.training.metrics import evaluate
+
+    samples = prepare_samples(synthetic_samples(3), (112, 84))
+    pred = PosePredictor.from_config(ModelConfig(device="cpu", max_new_tokens_pose=2))
+
+    def oracle(rgbs, instructions, chain_of_thought=True, reuse_prefix=True):
+        out = []
+        for s in samples[: len(rgbs)]:
+            f = ImageFrame(640, 480, 112, 84)
+            x, y = f.to_model(*s["contact_uv"])
+            out.append(Prediction(pixel=(float(x), float(y)), up=np.array(s["up_cam"]),
+                                  forward=np.array(s["forward_cam"]), answer="", category=s["category"].replace("_", " ")))
+        return out
+
+    pred.predict_batch = oracle
+    m = evaluate(pred, samples, batch_size=3, n_affordance=2)
+    assert m["parse_rate"] == 1.0 and m["pixel_error_px_mean"] < 640 / 112  # within one model pixel
+    assert m["up_angle_deg_mean"] < 1e-6 and m["category_acc"] == 1.0

@@ -34,7 +34,11 @@ def evaluate(
             if not isinstance(r, Prediction):
                 continue
             n_ok += 1
-            pix.append(float(np.hypot(r.pixel[0] - s["contact_uv"][0], r.pixel[1] - s["contact_uv"][1])))
+            # training samples hold the image already resized to model size: map the pixel back to original
+            h, w = s["rgb"].shape[:2]
+            u = (r.pixel[0] + 0.5) * s["width"] / w - 0.5
+            v = (r.pixel[1] + 0.5) * s["height"] / h - 0.5
+            pix.append(float(np.hypot(u - s["contact_uv"][0], v - s["contact_uv"][1])))
             up_err.append(angle_between(r.up, s["up_cam"]))
             fw_err.append(angle_between(r.forward, s["forward_cam"]))
             if chain_of_thought:
