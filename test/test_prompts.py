@@ -148,3 +148,14 @@ def test_affordance_and_category_parser_errors():
     with pytest.raises(P.CategoryParseError):
         P.parse_category("   ")
     assert issubclass(P.PoseParseError, ValueError)
+
+
+def test_pose_grammar_prefix_states():
+    from manipllm_ros.model.constrained import pose_prefix_state
+
+    a = P.format_pose_answer(12, 345, (1, -2, -50), (50, 0, 3))
+    assert pose_prefix_state(a) == "complete"
+    assert all(pose_prefix_state(a[:k]) == "partial" for k in range(len(a)))
+    for bad in (a + "x", "Hello", "The contact point is (1a", "The contact point is (12345",
+                P.format_pose_answer(1, 2, (123, 0, 0), (0, 0, 1))):
+        assert pose_prefix_state(bad) == "invalid"

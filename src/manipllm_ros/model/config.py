@@ -88,6 +88,10 @@ class ModelConfig(BaseModel):
         "default. 1 is fastest for the tiny model, above all on a busy machine.",
     )
     attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="Attention kernel.")
+    constrain_pose: bool = Field(
+        False, description="Constrain the pose turn's decoding to the answer grammar (fixes the form; the parser "
+        "still rejects off-image pixels and zero-length directions). Off by default: a trained model needs no help.",
+    )
     max_new_tokens_category: int = Field(16, description="Decoding budget of the category turn.")
     max_new_tokens_reasoning: int = Field(64, description="Decoding budget of the reasoning turn.")
     max_new_tokens_pose: int = Field(72, description="Decoding budget of the pose turn (answer is ~45 tokens).")

@@ -86,8 +86,12 @@ class DecodeSession:
         self.pending = torch.where(has[:, None], new, self.pending)
 
     @torch.no_grad()
-    def generate(self, max_new_tokens: int, active: list[bool] | None = None) -> list[list[int]]:
-        """Greedy-decode each active row until its stop token (included in the cache, not returned)."""
+    def generate(self, max_new_tokens: int, active: list[bool] | None = None, grammar=None) -> list[list[int]]:
+        """Greedy-decode each active row until its stop token (included in the cache, not returned).
+
+        `grammar` (e.g. constrained.PoseGrammar) picks, per row, the best-scoring token it allows; a
+        row with no allowed token is ended (its partial answer then fails to parse, with a typed error).
+        """
         B = self.pending.shape[0]
         active = [True] * B if active is None else list(active)
         done = [not a for a in active]
@@ -98,7 +102,13 @@ class DecodeSession:
             logits = self.pending
             if self.banned.numel():
                 logits = logits.index_fill(1, self.banned.to(logits.device), float("-inf"))
-            nxt = logits.argmax(-1).tolist()
+            if grammar is None:
+                nxt = logits.argmax(-1).tolist()
+            else:
+                nxt = []
+                for i in range(B):
+                    t = None if done[i] else grammar.choose(out[i], logits[i])
+                    nxt.append(self.stop_id if t is None else t)
             step = []
             for i in range(B):
                 if done[i]:

@@ -23,6 +23,7 @@ import torch
 from manipllm_ros import prompts as P
 from manipllm_ros.model.build import AdaptedVLM
 from manipllm_ros.model.config import ModelConfig
+from manipllm_ros.model.constrained import PoseGrammar
 from manipllm_ros.model.generation import DecodeSession
 from manipllm_ros.prompts import PoseParseError
 
@@ -125,7 +126,8 @@ class PosePredictor:
             else:
                 sess.extend(chunks)
             active = [e is None for e in errors]
-            gen = sess.generate(budget, active=active)
+            grammar = PoseGrammar(pr.tokenizer, pr.im_end) if (name == "pose" and cfg.constrain_pose) else None
+            gen = sess.generate(budget, active=active, grammar=grammar)
             for i in range(B):
                 n_gen[i] += len(gen[i]) + (1 if active[i] else 0)
                 history[i] += chunks[i] + (gen[i] + [pr.im_end] if active[i] else [])
