@@ -5,6 +5,7 @@ Metrics per split: parse rate; contact pixel error (px, 640x480 image); up / for
 "on movable part" = the predicted pixel's nearest labelled affordance point (the dataset's <= 20 points with
 affordance > 0.8 on the movable part and <= 20 with < 0.2 elsewhere on the object) is a positive one and lies
 within 20 px. This is a proxy: the dataset stores no part masks. Unparseable answers count as misses.
+Modes: cot / direct, each also with the pose turn constrained to the answer grammar ("-grammar").
 Baselines: "mean" predicts the training set's mean contact pixel and mean directions; "random point on object"
 picks one of the sample's labelled points uniformly (the random-pixel-on-object baseline, restricted to the
 labelled points).
@@ -59,7 +60,8 @@ def main() -> None:
     ap.add_argument("--max-per-split", type=int, default=100)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--modes", nargs="+", default=["cot", "direct"])
+    ap.add_argument("--modes", nargs="+", default=["cot", "direct", "cot-grammar", "direct-grammar"],
+                    choices=["cot", "direct", "cot-grammar", "direct-grammar"])
     ap.add_argument("--out")
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -86,11 +88,13 @@ def main() -> None:
             rnd.append(row(uv, mean_up, mean_fw, s))
         res["baseline: random point on object (+ mean directions)"] = summarize(rnd)
         for mode in a.modes:
+            # "-grammar" modes constrain the pose turn to the answer grammar (model.constrained)
+            pred.vlm.cfg = pred.vlm.cfg.model_copy(update={"constrain_pose": mode.endswith("-grammar")})
             rows, t0 = [], time.perf_counter()
             for i in range(0, len(samples), a.batch):
                 chunk = samples[i : i + a.batch]
                 out = pred.predict_batch([s["rgb"] for s in chunk], [s["instruction"] for s in chunk],
-                                         chain_of_thought=(mode == "cot"))  # fmt: skip
+                                         chain_of_thought=mode.startswith("cot"))  # fmt: skip
                 for s, r in zip(chunk, out):
                     if isinstance(r, Prediction):
                         rows.append(row(r.pixel, r.up, r.forward, s))
@@ -101,7 +105,9 @@ def main() -> None:
     lines = [f"# Model evaluation: `{a.checkpoint}` on `{a.data}`", "",
              "Splits: test_seen = unseen instances of training categories; test_unseen = held-out categories. "
              f"'on movable part' is a proxy (nearest labelled affordance point is positive and within "
-             f"{ON_PART_RADIUS:.0f} px; no part masks in the dataset). Unparseable answers count as misses.", ""]  # fmt: skip
+             f"{ON_PART_RADIUS:.0f} px; no part masks in the dataset). Unparseable answers count as misses; "
+             "error means are over parsed answers only. '-grammar' = pose turn decoded under the answer grammar.",
+             ""]  # fmt: skip
     for split, res in results.items():
         lines += [f"## {split}", "", "| predictor | n | parse rate | pixel err mean (px) | pixel err median (px) | "
                   "up err (deg) | forward err (deg) | on movable part |", "|---|---|---|---|---|---|---|---|"]
