@@ -1,9 +1,11 @@
-"""/predict_pose as a real process with a real (tiny, untrained) model: bad requests get clear error responses
-and the node lives on; an unparseable model answer is reported as such, never as a default pose."""
+"""/predict_pose as a real process: with a tiny untrained model, bad requests get clear error responses, the node
+lives on, and an unparseable answer is reported as such (never a default pose); with the shipped demo model, the
+full pose, RViz markers, and test-time adaptation from outcomes, across a restart."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,4 +113,86 @@ def test_bad_requests_get_error_responses(spawn, rclpy_context, tiny_checkpoint)
     assert reset.wait_for_service(timeout_sec=30)
     res = call(executor, reset, Trigger.Request())
     assert res.success and "adapter version 1" in res.message
+    node.destroy_node()
+
+
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "models" / "demo-tiny"
+
+
+def sim_request(category="microwave", seed=115):
+    from manipllm_ros.sim.objects import generate_object
+    from manipllm_ros.sim.world import World
+
+    obj = generate_object(category, seed)
+    world = World(obj, seed=seed)
+    obs = world.observe()
+    world.close()
+    req = PredictPose.Request(instruction=obj.meta.instruction, chain_of_thought=True)
+    for k, v in rgb_fields(obs.rgb).items():
+        setattr(req.rgb, k, v)
+    for k, v in depth_fields(obs.depth).items():
+        setattr(req.depth, k, v)
+    req.camera_info.k = obs.intrinsics.K.reshape(-1).tolist()
+    return req, obs
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_trained_model_pose_markers_and_tta_version(spawn, rclpy_context, tmp_path):
+    """The shipped demo model through the real node: a full ContactPose, RViz markers to a subscriber, a TTA step
+    from an outcome, the next prediction served by the new adapter version, and the version surviving a restart."""
+    from std_srvs.srv import Trigger
+    from visualization_msgs.msg import MarkerArray
+
+    from manipllm.srv import ReportOutcome
+
+    args = [PYTHON, "-m", "manipllm_ros.nodes.pose_service_node", "--ros-args", "-p", f"model_path:={DEMO_MODEL}",
+            "-p", f"tta_state_dir:={tmp_path / 'tta'}"]
+    proc = spawn(args, name="pose_service")
+    proc.wait_for("active: /predict_pose is serving", timeout=120)
+    node = rclpy.create_node("tta_client", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    markers = []
+    node.create_subscription(MarkerArray, "/manipllm/markers", markers.append, 10)
+    predict = node.create_client(PredictPose, "predict_pose")
+    report = node.create_client(ReportOutcome, "report_outcome")
+    assert predict.wait_for_service(timeout_sec=30) and report.wait_for_service(timeout_sec=30)
+
+    req, obs = sim_request()
+    res = call(executor, predict, req)
+    assert res.success, res.error
+    assert res.adapter_version == 0 and res.prediction_id > 0
+    p = res.pose
+    assert 0 <= p.u < 640 and 0 <= p.v < 480
+    assert abs(p.point.z - obs.depth[p.v, p.u]) < 0.05 or obs.depth[p.v, p.u] == 0  # lifted with the depth
+    up = np.array([p.up.x, p.up.y, p.up.z])
+    fwd = np.array([p.forward.x, p.forward.y, p.forward.z])
+    assert abs(np.linalg.norm(up) - 1) < 1e-6 and abs(up @ fwd) < 1e-6
+    a, c = p.approach_pose_base.position, p.contact_pose_base.position
+    assert abs(np.linalg.norm([a.x - c.x, a.y - c.y, a.z - c.z]) - p.approach_distance) < 1e-6
+    assert res.reasoning.category and res.reasoning.raw_answer.startswith("The contact point is")
+    deadline = time.monotonic() + 10
+    while not markers and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+    assert markers and markers[0].markers[0].header.frame_id == p.base_frame
+
+    rep = call(executor, report, ReportOutcome.Request(prediction_id=res.prediction_id, success=False))
+    assert rep.accepted and rep.updated and np.isfinite(rep.loss) and rep.adapter_version == 1
+    again = call(executor, report, ReportOutcome.Request(prediction_id=res.prediction_id, success=False))
+    assert again.accepted and not again.updated and "already" in again.error  # one update per prediction
+    res2 = call(executor, predict, req)
+    assert res2.adapter_version == 1
+    assert (tmp_path / "tta" / "current" / "tta.json").is_file()
+
+    # A restart resumes the adapted state; reset returns to the start adapter (a new version).
+    proc.stop()
+    proc2 = spawn(args, name="pose_service_restarted")
+    proc2.wait_for("resumed adapted V-Adapter version 1", timeout=120)
+    proc2.wait_for("active: /predict_pose is serving", timeout=120)
+    assert predict.wait_for_service(timeout_sec=30)
+    assert call(executor, predict, req).adapter_version == 1
+    reset = node.create_client(Trigger, "reset_adapter")
+    assert reset.wait_for_service(timeout_sec=30)
+    assert "adapter version 2" in call(executor, reset, Trigger.Request()).message
     node.destroy_node()

@@ -1,7 +1,8 @@
 """`manipllm demo`: the simulated system end to end, with a model trained by our own pipeline.
 
-1. Model: if `--checkpoint` holds no trained model, collect a small simulated dataset (`sim collect`) and train
-   the tiny preset on it (progress bars), then write `provenance.json` (command, data seed, steps, metrics).
+1. Model: the shipped `models/demo-tiny` (trained by our pipeline; its provenance.json names the commands and
+   seeds). With `--retrain`, or a `--checkpoint` that holds no model, collect a small simulated dataset
+   (`sim collect`), train the tiny preset on it (progress bars) and write `provenance.json` next to it.
 2. System: `pose_service_node` runs as its own process (the real /predict_pose over DDS, with test-time
    adaptation); this process is the client.
 3. Episodes: for each random object, render RGB-D, call /predict_pose (chain of thought), lift the answer to a
@@ -42,15 +43,19 @@ class Row:
 
 # -- model ------------------------------------------------------------------------------------------------
 def ensure_model(args: argparse.Namespace) -> Path:
-    """The trained checkpoint directory (final/), training it first if needed."""
+    """The model directory to serve: the shipped/earlier one, or one trained here first (`--retrain`)."""
     ckpt = Path(args.checkpoint)
-    final = ckpt / "final"
+    final = ckpt if (ckpt / "manipllm_model.json").is_file() else ckpt / "final"
     prov = ckpt / "provenance.json"
-    if final.is_dir() and prov.is_file() and not args.retrain:
+    if (final / "manipllm_model.json").is_file() and prov.is_file() and not args.retrain:
         info = json.loads(prov.read_text())
-        print(f"[demo] model: {final} (trained by `{info['command']}`, {info['train_samples']} samples, "
-              f"{info['steps']} steps)")
+        print(f"[demo] model: {final} (trained by `{info['command']}`, {info.get('steps')} steps; data seed "
+              f"{info.get('data_seed')})")
         return final
+    if args.retrain and ckpt.resolve() == (Path(__file__).resolve().parents[2] / "models" / "demo-tiny"):
+        ckpt = Path("checkpoints/demo")  # never overwrite the shipped model
+        args.checkpoint = str(ckpt)
+        final, prov = ckpt / "final", ckpt / "provenance.json"
     from manipllm_ros.sim.collect import CollectConfig, collect
     from manipllm_ros.training.config import preset
     from manipllm_ros.training.trainer import train
@@ -230,7 +235,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="the simulated system end to end (trains a small model on first run)")
     p.add_argument("--episodes", type=int, default=6, help="manipulation episodes on random objects")
     p.add_argument("--out", default="results/demo", help="images, table, logs")
-    p.add_argument("--checkpoint", default="checkpoints/demo", help="trained model (built here if missing)")
+    p.add_argument("--checkpoint", default=str(Path(__file__).resolve().parents[2] / "models" / "demo-tiny"),
+                   help="trained model directory (default: the shipped demo model; trained here if missing)")
     p.add_argument("--retrain", action="store_true", help="collect and train again even if a model exists")
     p.add_argument("--samples", type=int, default=360, help="simulated training samples to collect")
     p.add_argument("--steps", type=int, default=300, help="training steps of the tiny preset")
