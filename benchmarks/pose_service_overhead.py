@@ -14,7 +14,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +28,11 @@ def build_checkpoint(preset: str, directory: Path) -> Path:
 
 
 def request(rng: np.random.Generator):
-    from manipllm.srv import PredictPose
-    from manipllm_ros.images import depth_fields, rgb_fields
+    from manipllm_ros.nodes.client import predict_request
 
-    req = PredictPose.Request(instruction="open the door of the microwave", chain_of_thought=False)
-    for k, v in rgb_fields(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)).items():
-        setattr(req.rgb, k, v)
-    for k, v in depth_fields(np.full((480, 640), 0.8)).items():
-        setattr(req.depth, k, v)
-    req.camera_info.k = [615.0, 0.0, 319.5, 0.0, 615.0, 239.5, 0.0, 0.0, 1.0]
-    return req
+    rgb = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    K = np.array([[615.0, 0.0, 319.5], [0.0, 615.0, 239.5], [0.0, 0.0, 1.0]])
+    return predict_request(rgb, np.full((480, 640), 0.8), K, "open the door of the microwave", False)
 
 
 def main() -> int:
@@ -48,50 +42,23 @@ def main() -> int:
     ap.add_argument("--out", default=str(Path(__file__).with_name("pose_service_overhead.md")))
     args = ap.parse_args()
 
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-
-    from manipllm.srv import PredictPose
-    from manipllm_ros.processes import ProcessGroup
+    from manipllm_ros.nodes.client import PoseServiceClient
 
     rows = []
     rng = np.random.default_rng(0)
     for preset in args.presets:
         tmp = Path(tempfile.mkdtemp(prefix=f"overhead_{preset}_"))
-        ckpt = build_checkpoint(preset, tmp / "ckpt")
-        with ProcessGroup(tmp / "logs") as group:
-            node_proc = group.start("pose_service", [sys.executable, "-m", "manipllm_ros.nodes.pose_service_node",
-                                                     "--ros-args", "-p", f"model_path:={ckpt}",
-                                                     "-p", f"tta_state_dir:={tmp / 'tta'}"])
-            group.wait_for(node_proc, "active: /predict_pose is serving", timeout=300)
-            ctx = Context()
-            rclpy.init(context=ctx)
-            node = rclpy.create_node("overhead_client", context=ctx)
-            ex = SingleThreadedExecutor(context=ctx)
-            ex.add_node(node)
-            cli = node.create_client(PredictPose, "predict_pose")
-            cli.wait_for_service(timeout_sec=60)
-
-            def call(req):
-                t0 = time.perf_counter()
-                fut = cli.call_async(req)
-                while not fut.done():
-                    ex.spin_once(timeout_sec=0.01)
-                return fut.result(), (time.perf_counter() - t0) * 1e3
-
-            call(request(rng))  # warm-up
+        with PoseServiceClient(build_checkpoint(preset, tmp / "ckpt"), tmp / "logs") as service:
+            service.predict(request(rng))  # warm-up
             rt, model, total = [], [], []
             for _ in range(args.requests):
-                res, ms = call(request(rng))
+                res, ms = service.predict(request(rng))
                 rt.append(ms)
                 model.append(res.latency.model_ms)
                 total.append(res.latency.total_ms)
-            med_rt, med_model = statistics.median(rt), statistics.median(model)
-            rows.append((preset, med_rt, med_model, statistics.median(total), med_rt - med_model,
-                         100.0 * (med_rt - med_model) / med_model))
-            node.destroy_node()
-            rclpy.shutdown(context=ctx)
+        med_rt, med_model = statistics.median(rt), statistics.median(model)
+        rows.append((preset, med_rt, med_model, statistics.median(total), med_rt - med_model,
+                     100.0 * (med_rt - med_model) / med_model))
 
     lines = ["# /predict_pose overhead beyond the model", "",
              f"{args.requests} requests per model, 640x480 RGB + 16UC1 aligned depth in every request, direct mode, "

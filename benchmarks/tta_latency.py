@@ -11,16 +11,13 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
 
 
 def sim_request(category: str, seed: int):
-    from manipllm.srv import PredictPose
-    from manipllm_ros.images import depth_fields, rgb_fields
+    from manipllm_ros.nodes.client import predict_request
     from manipllm_ros.sim.objects import generate_object
     from manipllm_ros.sim.world import World
 
@@ -28,13 +25,7 @@ def sim_request(category: str, seed: int):
     world = World(obj, seed=seed)
     obs = world.observe()
     world.close()
-    req = PredictPose.Request(instruction=obj.meta.instruction, chain_of_thought=False)
-    for k, v in rgb_fields(obs.rgb).items():
-        setattr(req.rgb, k, v)
-    for k, v in depth_fields(obs.depth).items():
-        setattr(req.depth, k, v)
-    req.camera_info.k = obs.intrinsics.K.reshape(-1).tolist()
-    return req
+    return predict_request(obs.rgb, obs.depth, obs.intrinsics.K, obj.meta.instruction, chain_of_thought=False)
 
 
 def main() -> int:
@@ -44,61 +35,39 @@ def main() -> int:
     ap.add_argument("--out", default=str(Path(__file__).with_name("tta_latency.md")))
     args = ap.parse_args()
 
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor
-
-    from manipllm.srv import PredictPose, ReportOutcome
-    from manipllm_ros.processes import ProcessGroup
+    from manipllm_ros.nodes.client import PoseServiceClient
 
     tmp = Path(tempfile.mkdtemp(prefix="tta_bench_"))
     requests = [sim_request(c, 5 * (100 + i)) for i, c in
                 enumerate(["microwave", "cabinet_drawer", "storage_cabinet_door", "refrigerator"] * 4)]
-    with ProcessGroup(tmp / "logs") as group:
-        proc = group.start("pose_service", [sys.executable, "-m", "manipllm_ros.nodes.pose_service_node",
-                                            "--ros-args", "-p", f"model_path:={Path(args.checkpoint).resolve()}",
-                                            "-p", f"tta_state_dir:={tmp / 'tta'}"])
-        group.wait_for(proc, "active: /predict_pose is serving", timeout=300)
-        ctx = Context()
-        rclpy.init(context=ctx)
-        node = rclpy.create_node("tta_bench", context=ctx)
-        ex = MultiThreadedExecutor(num_threads=4, context=ctx)
-        ex.add_node(node)
-        spinner = threading.Thread(target=ex.spin, daemon=True)
-        spinner.start()
-        predict = node.create_client(PredictPose, "predict_pose")
-        report = node.create_client(ReportOutcome, "report_outcome")
-        predict.wait_for_service(timeout_sec=60)
-        report.wait_for_service(timeout_sec=60)
-
-        def call(client, req):
-            t0 = time.perf_counter()
-            res = client.call(req, timeout_sec=600)
-            return res, (time.perf_counter() - t0) * 1e3
-
+    with PoseServiceClient(args.checkpoint, tmp / "logs") as service:
         ids, alone = [], []
         for req in requests:
-            res, ms = call(predict, req)
+            res, ms = service.predict(req)
             alone.append(ms)
             if res.success:
                 ids.append(res.prediction_id)
+        # The update is sent first and the prediction right behind it: both are queued on the node, which
+        # serves them with one model and one lock, so the prediction waits for the step.
         step_ms, during, versions = [], [], []
         for i, pid in enumerate(ids[: args.steps]):
-            box = {}
-            t = threading.Thread(target=lambda: box.setdefault("r", call(report, ReportOutcome.Request(
-                prediction_id=pid, success=bool(i % 2)))))
-            t.start()
-            time.sleep(0.005)  # the prediction arrives just after the update started
-            _, ms = call(predict, requests[i])
-            t.join()
-            rres, rms = box["r"]
+            from manipllm.srv import ReportOutcome
+
+            t0 = time.perf_counter()
+            rep_future = service._report.call_async(ReportOutcome.Request(prediction_id=pid, success=bool(i % 2)))
+            pred_future = service._predict.call_async(requests[i])
+            t_rep = t_pred = None
+            while t_rep is None or t_pred is None:
+                service.executor.spin_once(timeout_sec=0.005)
+                if t_rep is None and rep_future.done():
+                    t_rep = (time.perf_counter() - t0) * 1e3
+                if t_pred is None and pred_future.done():
+                    t_pred = (time.perf_counter() - t0) * 1e3
+            rres = rep_future.result()
             if rres.updated:
-                step_ms.append(rms)
-                during.append(ms)
+                step_ms.append(t_rep)
+                during.append(t_pred)
                 versions.append(rres.adapter_version)
-        ex.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=ctx)
 
     lines = ["# Test-time adaptation step and its effect on /predict_pose", "",
              f"Checkpoint `{args.checkpoint}`, pose service as its own process, client in another; 640x480 RGB-D "

@@ -109,95 +109,57 @@ def draw(rgb: np.ndarray, K: np.ndarray, point_cam, up_cam, fwd_cam, ok: bool, p
 
 
 def run_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-
-    from manipllm.srv import PredictPose, ReportOutcome
     from manipllm_ros.control.arm import EEPose
     from manipllm_ros.control.config import AIAConfig
     from manipllm_ros.control.episodes import workspace_around
     from manipllm_ros.geometry import rotation_from_up_forward
-    from manipllm_ros.images import depth_fields, rgb_fields
     from manipllm_ros.manipulation import run_manipulation
-    from manipllm_ros.processes import ProcessGroup
+    from manipllm_ros.nodes.client import PoseServiceClient, predict_request
     from manipllm_ros.sim.flying_arm import FlyingArm
     from manipllm_ros.sim.objects import generate_object
 
     out = Path(args.out)
     rng = np.random.default_rng(args.seed + 1)
     rows: list[Row] = []
-    with ProcessGroup(out / "logs") as group:
-        pose_node = group.start("pose_service", [
-            sys.executable, "-m", "manipllm_ros.nodes.pose_service_node", "--ros-args",
-            "-p", f"model_path:={model_dir}", "-p", f"tta_state_dir:={out / 'tta'}"])
-        group.wait_for(pose_node, "active: /predict_pose is serving", timeout=300)
-        ctx = Context()
-        rclpy.init(context=ctx)
-        node = rclpy.create_node("manipllm_demo", context=ctx)
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        predict = node.create_client(PredictPose, "predict_pose")
-        report = node.create_client(ReportOutcome, "report_outcome")
-
-        def call(client, req, timeout=600.0):
-            if not client.wait_for_service(timeout_sec=60):
-                raise RuntimeError(f"{client.srv_name} is not available")
-            fut = client.call_async(req)
-            deadline = time.monotonic() + timeout
-            while not fut.done() and time.monotonic() < deadline:
-                ex.spin_once(timeout_sec=0.05)
-                group.check_alive()
-            if not fut.done():
-                raise RuntimeError(f"{client.srv_name} did not answer within {timeout:.0f} s")
-            return fut.result()
-
-        try:
-            for i in range(args.episodes):
-                category = str(rng.choice(args.categories))
-                # seed % 5 == 0: an instance of the "test_seen" split, never in the training data.
-                seed = 5 * int(rng.integers(2_000, 20_000))
-                obj = generate_object(category, seed)
-                with FlyingArm.from_object(obj, seed=seed) as arm:
-                    obs = arm.world.observe()
-                    K = obs.intrinsics.K
-                    req = PredictPose.Request(instruction=obj.meta.instruction, chain_of_thought=True)
-                    for k, v in rgb_fields(obs.rgb).items():
-                        setattr(req.rgb, k, v)
-                    for k, v in depth_fields(obs.depth).items():
-                        setattr(req.depth, k, v)
-                    req.camera_info.k = K.reshape(-1).tolist()
-                    res = call(predict, req)
-                    img = out / f"episode_{i:02d}_{category}.png"
-                    if not res.success:
-                        draw(obs.rgb, K, None, None, None, False, img, f"{category}: {res.error}")
-                        rows.append(Row(i, category, seed, "-", None, False, 0.0, res.latency.total_ms,
-                                        res.adapter_version, res.error[:60], img.name))
-                        continue
+    with PoseServiceClient(model_dir, out / "logs", out / "tta") as service:
+        for i in range(args.episodes):
+            category = str(rng.choice(args.categories))
+            # seed % 5 == 0: an instance of the "test_seen" split, never in the training data.
+            seed = 5 * int(rng.integers(2_000, 20_000))
+            obj = generate_object(category, seed)
+            img = out / f"episode_{i:02d}_{category}.png"
+            with FlyingArm.from_object(obj, seed=seed) as arm:
+                obs = arm.world.observe()
+                K = obs.intrinsics.K
+                res, _ = service.predict(predict_request(obs.rgb, obs.depth, K, obj.meta.instruction))
+                if not res.success:
+                    draw(obs.rgb, K, None, None, None, False, img, f"{category}: {res.error}")
+                    rows.append(Row(i, category, seed, "-", None, False, 0.0, res.latency.total_ms,
+                                    res.adapter_version, res.error[:60], img.name))
+                else:
                     p_cam = np.array([res.pose.point.x, res.pose.point.y, res.pose.point.z])
                     up_cam = np.array([res.pose.up.x, res.pose.up.y, res.pose.up.z])
                     fwd_cam = np.array([res.pose.forward.x, res.pose.forward.y, res.pose.forward.z])
                     T = obs.cam_to_world
                     p_w, up_w, fwd_w = T[:3, :3] @ p_cam + T[:3, 3], T[:3, :3] @ up_cam, T[:3, :3] @ fwd_cam
-                    on_part = bool(obs.mask[min(res.pose.v, obs.mask.shape[0] - 1), min(res.pose.u, obs.mask.shape[1] - 1)])
+                    on_part = bool(obs.mask[min(res.pose.v, obs.mask.shape[0] - 1),
+                                            min(res.pose.u, obs.mask.shape[1] - 1)])
                     R = rotation_from_up_forward(up_w, fwd_w)
                     q0 = arm.joint_position()
-                    arm.teleport(p_w - 0.05 * up_w, R)
+                    arm.teleport(p_w - 0.05 * up_w, R)  # fast-arm shortcut through free space
                     aia = AIAConfig().model_copy(update={"workspace": workspace_around(arm)})
-                    run = run_manipulation(arm, EEPose(p_w, R), policy="aia", aia=aia, approach_distance=0.05)
+                    run = run_manipulation(arm, EEPose(p_w, R), policy="aia", aia=aia, approach_distance=0.05,
+                                           push=obj.meta.action == "push")
                     dq = float(arm.joint_position() - q0)
                     success = dq > 0.01  # the paper's initial-movement threshold, opening direction
-                    rep = call(report, ReportOutcome.Request(prediction_id=res.prediction_id, success=success))
-                    note = "" if run.success else run.failure_reason[:60]
+                    rep, _ = service.report(res.prediction_id, success)
                     draw(obs.rgb, K, p_cam, up_cam, fwd_cam, success, img,
                          f"{category}: {'opened' if success else 'failed'} dq={dq:+.3f} ({res.reasoning.category})")
                     rows.append(Row(i, category, seed, f"({res.pose.u}, {res.pose.v})", on_part, success, dq,
-                                    res.latency.total_ms, rep.adapter_version, note, img.name))
-                print(f"[demo] episode {i + 1}/{args.episodes}: {rows[-1].category} "
-                      f"{'success' if rows[-1].success else 'failure'}", flush=True)
-        finally:
-            node.destroy_node()
-            rclpy.shutdown(context=ctx)
+                                    res.latency.total_ms, rep.adapter_version,
+                                    "" if run.success else run.failure_reason[:60], img.name))
+            print(f"[demo] episode {i + 1}/{args.episodes}: {category} "
+                  f"{'success' if rows[-1].success else 'failure'}", flush=True)
     return rows
 
 

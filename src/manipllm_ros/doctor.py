@@ -66,7 +66,6 @@ def check_interfaces() -> CheckResult:
 def check_mujoco() -> CheckResult:
     os.environ.setdefault("MUJOCO_GL", "egl")
     import mujoco
-    import numpy as np
 
     xml = """<mujoco><worldbody><light pos="0 0 2"/><camera name="c" pos="0 0 1"/>
       <geom type="box" size=".1 .1 .1" rgba="1 0 0 1"/></worldbody></mujoco>"""
