@@ -62,8 +62,8 @@ def main() -> int:
 
     lines = ["# /predict_pose overhead beyond the model", "",
              f"{args.requests} requests per model, 640x480 RGB + 16UC1 aligned depth in every request, direct mode, "
-             "client and node as separate processes on this machine (2 cores, CPU). Model time = the predictor's "
-             "time of the model call measured inside the node (Latency.model_ms); overhead = client round trip - model time (DDS transfer of "
+             "client and node as separate processes on this machine (2 cores, CPU). Model time = the model call "
+             "measured inside the node (Latency.model_ms); overhead = client round trip - model time (DDS transfer of "
              "~1.5 MB, message conversion, validation, geometry).", "",
              "| model | round trip ms | model ms | node total ms | overhead ms | overhead % |", "|---|---|---|---|---|---|"]
     for preset, a, b, c, d, e in rows:

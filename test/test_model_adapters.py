@@ -18,13 +18,7 @@ from manipllm_ros.training.synthetic import synthetic_sample
 CFG = ModelConfig(device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models decode several times faster on one thread, above all on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(vlm: AdaptedVLM, n: int = 2) -> dict:

@@ -23,12 +23,7 @@ from manipllm_ros.training.synthetic import synthetic_samples
 from manipllm_ros.training.trainer import latest_checkpoint, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cfg(tmp_path: Path, **kw) -> TrainConfig:

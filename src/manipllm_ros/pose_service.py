@@ -148,8 +148,7 @@ class PoseService:
             res.raw_answer = getattr(pred, "answer", "")
             return res
         p_base, R_base = G.transform_pose(self.T_base_cam, point, R_cam)
-        # The gripper approaches along up (into the surface), so the approach pose lies back along -up.
-        a_pos = p_base - self.cfg.approach_distance * R_base[:, 2]
+        a_pos, _ = G.approach_pose(p_base, R_base, self.cfg.approach_distance)
         lat["geometry_ms"] = (time.perf_counter() - t_geo) * 1e3
 
         pid = next(self._ids)

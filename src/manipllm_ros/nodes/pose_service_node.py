@@ -31,6 +31,11 @@ from manipllm_ros.pose_service import InputError, PoseService, RGBDFrame
 from manipllm_ros.tta import TestTimeAdapter
 
 
+# Colour and aligned depth of one frame carry the same stamp (realsense-ros and our camera node); a pair further
+# apart than this is two frames and would lift the pixel with the wrong depth.
+MAX_STAMP_SKEW_S = 0.02
+
+
 class PoseServiceNode(LifecycleNode):
     def __init__(self) -> None:
         super().__init__("pose_service")
@@ -134,8 +139,11 @@ class PoseServiceNode(LifecycleNode):
         if rgb is None or depth is None or info is None:
             return None
         now = self.get_clock().now().nanoseconds * 1e-9
-        if now - stamp_seconds(rgb.header.stamp) > self.cfg.pose_service.frame_timeout_s:
+        t_rgb = stamp_seconds(rgb.header.stamp)
+        if now - t_rgb > self.cfg.pose_service.frame_timeout_s:
             return None
+        if abs(t_rgb - stamp_seconds(depth.header.stamp)) > MAX_STAMP_SKEW_S:
+            return None  # depth of another frame: not aligned with this colour image
         return RGBDFrame(rgb_from_msg(rgb), depth_from_msg(depth), K_from_camera_info(info),
                          stamp_seconds(rgb.header.stamp), rgb.header.frame_id or self.cfg.frames.camera_frame)
 
