@@ -29,9 +29,10 @@ def recording(tmp_path_factory):
 
 
 def consecutive_to_end(numbers: list[int], n: int) -> bool:
-    """Frames first..n-1 in order, first 0 or 1: librealsense's playback (through a bare rs.pipeline too) now and
-    then starts a recording at its second frame."""
-    return numbers[0] in (0, 1) and numbers == list(range(numbers[0], n))
+    """Frames first..n-1 in order with none missing after the start. librealsense's playback (through a bare
+    rs.pipeline too) now and then starts a recording at its second frame, and on a loaded machine at its third
+    (seen in a CI run): the colour/depth matcher drops an incomplete first set. The first is therefore 0, 1 or 2."""
+    return numbers[0] in (0, 1, 2) and numbers == list(range(numbers[0], n))
 
 
 def read_all(src, limit=100):
