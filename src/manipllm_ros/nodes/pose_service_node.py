@@ -128,22 +128,25 @@ class PoseServiceNode(LifecycleNode):
 
     # -- camera ---------------------------------------------------------------------------------------------
     def _store(self, key: str, msg: object) -> None:
+        """Keep the newest of each topic, and the newest colour + depth pair that belong to one frame."""
         with self._latest_lock:
             self._latest[key] = msg
+            rgb, depth = self._latest.get("rgb"), self._latest.get("depth")
+            if key in ("rgb", "depth") and rgb is not None and depth is not None and \
+                    abs(stamp_seconds(rgb.header.stamp) - stamp_seconds(depth.header.stamp)) <= MAX_STAMP_SKEW_S:
+                self._latest["pair"] = (rgb, depth)
 
     def _latest_frame(self) -> RGBDFrame | None:
         """The newest colour + depth pair with matching stamps, if younger than frame_timeout_s."""
         assert self.cfg is not None
         with self._latest_lock:
-            rgb, depth, info = (self._latest.get(k) for k in ("rgb", "depth", "info"))
-        if rgb is None or depth is None or info is None:
+            pair, info = self._latest.get("pair"), self._latest.get("info")
+        if pair is None or info is None:
             return None
+        rgb, depth = pair
         now = self.get_clock().now().nanoseconds * 1e-9
-        t_rgb = stamp_seconds(rgb.header.stamp)
-        if now - t_rgb > self.cfg.pose_service.frame_timeout_s:
+        if now - stamp_seconds(rgb.header.stamp) > self.cfg.pose_service.frame_timeout_s:
             return None
-        if abs(t_rgb - stamp_seconds(depth.header.stamp)) > MAX_STAMP_SKEW_S:
-            return None  # depth of another frame: not aligned with this colour image
         return RGBDFrame(rgb_from_msg(rgb), depth_from_msg(depth), K_from_camera_info(info),
                          stamp_seconds(rgb.header.stamp), rgb.header.frame_id or self.cfg.frames.camera_frame)
 
