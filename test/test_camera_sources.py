@@ -29,10 +29,11 @@ def recording(tmp_path_factory):
 
 
 def consecutive_to_end(numbers: list[int], n: int) -> bool:
-    """Frames first..n-1 in order with none missing after the start. librealsense's playback (through a bare
-    rs.pipeline too) now and then starts a recording at its second frame, and on a loaded machine at its third
-    (seen in a CI run): the colour/depth matcher drops an incomplete first set. The first is therefore 0, 1 or 2."""
-    return numbers[0] in (0, 1, 2) and numbers == list(range(numbers[0], n))
+    """Frames first..n-1 in order with none missing after the start. librealsense's syncer may emit the very first
+    colour and depth of a playback apart (it has not seen the other stream yet), so a reader that wants pairs can
+    lose the first framesets; RealSenseSource rewinds a non-real-time playback to make that rare (1 in 30 runs on a
+    loaded machine, 3 frames lost at worst in CI before the rewind). Lost frames are allowed only at the start."""
+    return numbers[0] <= 3 and numbers == list(range(numbers[0], n))
 
 
 def read_all(src, limit=100):

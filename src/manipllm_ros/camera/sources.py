@@ -189,6 +189,8 @@ class RealSenseSource(FrameSource):
             if self.recording is not None:
                 self._playback = dev.as_playback()
                 self._playback.set_real_time(self.realtime)
+                if not self.realtime:
+                    self._rewind(pipeline)
             self._depth_scale = float(dev.first_depth_sensor().get_depth_scale())
             color = profile.get_stream(rs.stream.color).as_video_stream_profile()
             if color.format() not in (rs.format.rgb8, rs.format.bgr8, rs.format.rgba8, rs.format.bgra8):
@@ -209,6 +211,22 @@ class RealSenseSource(FrameSource):
         self._pipeline = pipeline
         self._finished = False
         self._last_key = None
+
+    def _rewind(self, pipeline) -> None:
+        """Playback starts in real time before `set_real_time(False)` can reach it, and the syncer drops the
+        first framesets it matched in that window (on a loaded machine up to three). Paused, rewound and drained,
+        a non-real-time playback hands out every recorded frame from the first."""
+        import datetime
+
+        self._playback.pause()
+        self._playback.seek(datetime.timedelta(0))
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 0.1:  # what was in flight through the syncer has come out
+            if pipeline.poll_for_frames():
+                quiet_since = time.monotonic()
+            else:
+                time.sleep(0.005)
+        self._playback.resume()
 
     def close(self) -> None:
         if self._pipeline is not None:
