@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--modes", nargs="+", default=["cot", "direct", "cot-grammar", "direct-grammar"],
                     choices=["cot", "direct", "cot-grammar", "direct-grammar"])
+    ap.add_argument("--splits", nargs="+", default=["test_seen", "test_unseen"],
+                    help="add 'train' to see how well the model fits what it trained on")
     ap.add_argument("--out")
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -73,7 +75,7 @@ def main() -> None:
     mean_fw = np.mean([s["forward_cam"] for s in train], 0)
     rng = random.Random(0)
     results = {}
-    for split in ("test_seen", "test_unseen"):
+    for split in a.splits:
         samples = []
         for s in iter_samples(a.data, split=split):
             samples.append(s)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+from transformers import PreTrainedTokenizerBase, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from manipllm_ros.model.config import ModelConfig
 from manipllm_ros.model.processor import ManipProcessor
@@ -69,8 +69,18 @@ def _mrope_section(head_dim: int) -> list[int]:
 
 def tiny_base(cfg: ModelConfig) -> tuple[Qwen2_5_VLForConditionalGeneration, ManipProcessor]:
     """Random-init Qwen2.5-VL of the configured tiny shape and its offline tokenizer; deterministic per seed."""
+    tok = build_tiny_tokenizer(cfg.tiny.vocab_size)
+    qcfg = tiny_config(cfg, tok)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.tiny.seed)
+        model = Qwen2_5_VLForConditionalGeneration(qcfg)
+    return model, ManipProcessor(tok, cfg.image_width, cfg.image_height)
+
+
+def tiny_config(cfg: ModelConfig, tok: PreTrainedTokenizerBase) -> Qwen2_5_VLConfig:
+    """The Qwen2.5-VL config of cfg.tiny's shape around the token ids of `tok` (also used to build random models
+    of a real checkpoint's shape for GPU benchmarks, benchmarks/gpu/latency_3b.py)."""
     t = cfg.tiny
-    tok = build_tiny_tokenizer(t.vocab_size)
     ids = {s: tok.convert_tokens_to_ids(s) for s in (PAD, IM_END, VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)}
     head_dim = t.hidden_size // t.num_heads
     sect = _mrope_section(head_dim)
@@ -93,10 +103,7 @@ def tiny_base(cfg: ModelConfig) -> tuple[Qwen2_5_VLForConditionalGeneration, Man
         tie_word_embeddings=False,
     )  # fmt: skip
     qcfg._attn_implementation = cfg.attn_implementation
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(t.seed)
-        model = Qwen2_5_VLForConditionalGeneration(qcfg)
-    return model, ManipProcessor(tok, cfg.image_width, cfg.image_height)
+    return qcfg
 
 
 def load_base(path: str | Path, cfg: ModelConfig, dtype: torch.dtype) -> tuple[Qwen2_5_VLForConditionalGeneration, ManipProcessor]:
