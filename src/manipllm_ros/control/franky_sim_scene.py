@@ -12,7 +12,13 @@ loopback address). The side channel (`SceneClient`, JSON lines over TCP on `scen
 simulation loop's pre-step callback so it never races MuJoCo) carries what a real cell would get from other
 hardware: the suction valve, the suction pressure switch, and, for tests only, the part's joint state.
 
-Run: `python -m manipllm_ros.control.franky_sim_scene --object door --hostname 127.0.3.1`.
+Besides the hand-made door/drawer (`ObjectSpec`), the scene can hold any generated object (category + seed) or
+third-party MJCF/URDF (file + joint) through `SceneObject` (see `franky_sim_objects.py`): the same object the fast
+simulated arm uses, placed in front of the FR3. The side channel's `scene` command then returns what a camera in
+another process needs to mirror it (`franky_sim_objects.mirror_world`), and `state` its joint position.
+
+Run: `python -m manipllm_ros.control.franky_sim_scene --object door --hostname 127.0.3.1`
+(or `--object microwave --seed 3`, or `--object cabinet.xml:door_hinge --up y`).
 """
 
 from __future__ import annotations
@@ -119,22 +125,34 @@ def _add_object(sim, spec: ObjectSpec) -> None:
             **common,
         )
         ET.SubElement(body, "site", name="part_face", pos="-0.15 0 0", size="0.01")
+    _add_suction(sim, "part")
+
+
+def _add_suction(sim, part_body: str) -> None:
+    """A TCP site (+ a tiny collision-free probe sphere for surface distances) on the hand, and the inactive
+    suction weld between the hand and `part_body`."""
     hand = next(b for b in sim.scene.iter("body") if b.get("name") == "robot0_hand")
     ET.SubElement(hand, "site", name="tcp", pos=f"0 0 {TCP_OFFSET}", size="0.005")
+    ET.SubElement(hand, "geom", name="tcp_probe", type="sphere", size="0.001", pos=f"0 0 {TCP_OFFSET}",
+                  contype="0", conaffinity="0", group="5", mass="0")
     equality = sim.scene.find("equality")
-    ET.SubElement(equality, "weld", name="suction", body1="robot0_hand", body2="part", active="false",
+    ET.SubElement(equality, "weld", name="suction", body1="robot0_hand", body2=part_body, active="false",
                   solref="0.01 1")
 
 
 class _SceneService:
     """Serves suction and part state over JSON lines; polled from the simulation thread."""
 
-    def __init__(self, sim, spec: ObjectSpec, hostname: str, port: int) -> None:
+    def __init__(self, sim, hostname: str, port: int, *, part_body: str = "part", joint: str = "part_joint",
+                 attach_tolerance: float = 0.02, suction_max_force: float = 80.0,
+                 description: dict | None = None) -> None:
         import mujoco
 
         self._mj = mujoco
         self.sim = sim
-        self.spec = spec
+        self.part_name, self.joint_name = part_body, joint
+        self.attach_tolerance, self.suction_max_force = attach_tolerance, suction_max_force
+        self.description = description
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((hostname, port))
@@ -156,19 +174,30 @@ class _SceneService:
         self.tcp_site = self._mj.mj_name2id(m, self._mj.mjtObj.mjOBJ_SITE, "tcp")
         self.face_site = self._mj.mj_name2id(m, self._mj.mjtObj.mjOBJ_SITE, "part_face")
         self.hand_body = self._mj.mj_name2id(m, self._mj.mjtObj.mjOBJ_BODY, "robot0_hand")
-        self.part_body = self._mj.mj_name2id(m, self._mj.mjtObj.mjOBJ_BODY, "part")
-        jid = self._mj.mj_name2id(m, self._mj.mjtObj.mjOBJ_JOINT, "part_joint")
+        self.part_body = self._mj.mj_name2id(m, self._mj.mjtObj.mjOBJ_BODY, self.part_name)
+        jid = self._mj.mj_name2id(m, self._mj.mjtObj.mjOBJ_JOINT, self.joint_name)
         self.part_qadr = int(m.jnt_qposadr[jid])
+        self.probe_geom = self._mj.mj_name2id(m, self._mj.mjtObj.mjOBJ_GEOM, "tcp_probe")
+        parts = {self.part_body}
+        for b in range(m.nbody):  # the movable body and everything it carries
+            if int(m.body_parentid[b]) in parts:
+                parts.add(b)
+        self.part_geoms = [g for g in range(m.ngeom) if int(m.geom_bodyid[g]) in parts]
 
     # -- physics-side helpers ------------------------------------------------------------------------
     def face_distance(self) -> float:
-        d = self.sim.data
-        return float(np.linalg.norm(d.site_xpos[self.tcp_site] - d.site_xpos[self.face_site]))
+        """Distance (m) from the TCP to the nearest surface of the movable part (negative = inside it)."""
+        m, d = self.sim.model, self.sim.data
+        cap = 1.0
+        fromto = np.zeros(6)
+        dist = min((self._mj.mj_geomDistance(m, d, self.probe_geom, g, cap, fromto) for g in self.part_geoms),
+                   default=cap)
+        return float(dist + m.geom_size[self.probe_geom, 0])
 
     def engage(self) -> bool:
         if self.lost:
             return False
-        if self.face_distance() > self.spec.attach_tolerance:
+        if self.face_distance() > self.attach_tolerance:
             return False
         m, d = self.sim.model, self.sim.data
         # Weld at the current relative pose, about the cup (the TCP point w): the point w fixed in the
@@ -221,7 +250,7 @@ class _SceneService:
         if self.suction_on:
             f = self.weld_force()
             self.max_weld_force = max(self.max_weld_force, f)
-            if f > self.spec.suction_max_force or (self.fail_at_tick is not None and self.tick >= self.fail_at_tick):
+            if f > self.suction_max_force or (self.fail_at_tick is not None and self.tick >= self.fail_at_tick):
                 self.release()
                 self.lost = True
         if self.tick % 1000 == 0 and os.getppid() != self.parent:
@@ -255,6 +284,10 @@ class _SceneService:
         cmd = req.get("cmd")
         if cmd == "state":
             return {"ok": True, **self.state()}
+        if cmd == "scene":  # what a camera in another process needs to mirror the object (and its state)
+            if self.description is None:
+                return {"ok": False, "error": "the hand-made door/drawer has no object description to mirror"}
+            return {"ok": True, **self.description, **self.state()}
         if cmd == "suction_on":
             return {"ok": True, "attached": self.engage(), "distance": self.face_distance()}
         if cmd == "suction_off":
@@ -267,16 +300,27 @@ class _SceneService:
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
 
-def serve(spec: ObjectSpec, hostname: str, scene_port: int = SCENE_PORT, realtime: float = 1.0,
+def serve(spec, hostname: str, scene_port: int = SCENE_PORT, realtime: float = 1.0,
           initial_q: tuple[float, ...] = READY_Q) -> None:
-    """Run franky-sim with the part until killed (blocking)."""
+    """Run franky-sim with the part (`ObjectSpec` door/drawer or a `SceneObject`) until killed (blocking)."""
     import franky_sim
     from franky_sim.mujoco_simulator import MujocoSimulator
 
+    from .franky_sim_objects import SceneObject, merge_into_scene, place_object
+
+    placed = place_object(spec) if isinstance(spec, SceneObject) else None  # load errors before franky-sim starts
     with MujocoSimulator(enable_visualization=False) as sim:
         sim.add_robot(initial_q=initial_q)
-        _add_object(sim, spec)
-        service = _SceneService(sim, spec, hostname, scene_port)
+        if placed is None:
+            _add_object(sim, spec)
+            service = _SceneService(sim, hostname, scene_port, attach_tolerance=spec.attach_tolerance,
+                                    suction_max_force=spec.suction_max_force)
+        else:
+            merge_into_scene(sim, placed)
+            _add_suction(sim, placed.part_body)
+            service = _SceneService(sim, hostname, scene_port, part_body=placed.part_body, joint=placed.joint_name,
+                                    attach_tolerance=spec.attach_tolerance, suction_max_force=spec.suction_max_force,
+                                    description=placed.describe())
         sim.register_pre_step_callback(service)
         with franky_sim.SimulationServer(sim, hostname_candidates=[hostname]) as server:
             service.ids()
@@ -314,7 +358,7 @@ class SceneClient:
 class FrankySimProcess:
     """franky-sim with a part, as a child process on its own loopback address (so runs never collide)."""
 
-    def __init__(self, spec: ObjectSpec, hostname: str | None = None, startup_timeout: float = 60.0) -> None:
+    def __init__(self, spec, hostname: str | None = None, startup_timeout: float = 60.0) -> None:
         self.spec = spec
         self.hostname = hostname or free_loopback_address()
         self.startup_timeout = startup_timeout
@@ -322,8 +366,15 @@ class FrankySimProcess:
         self.log = None
 
     def start(self) -> "FrankySimProcess":
-        args = [sys.executable, "-m", "manipllm_ros.control.franky_sim_scene", "--hostname", self.hostname,
-                "--spec", json.dumps(asdict(self.spec))]
+        from .franky_sim_objects import SceneObject
+
+        if isinstance(self.spec, SceneObject):
+            self.spec.load()  # a bad object or joint: ObjectLoadError here, with its message, before any process
+            args = [sys.executable, "-m", "manipllm_ros.control.franky_sim_scene", "--hostname", self.hostname,
+                    "--scene-object", json.dumps(asdict(self.spec))]
+        else:
+            args = [sys.executable, "-m", "manipllm_ros.control.franky_sim_scene", "--hostname", self.hostname,
+                    "--spec", json.dumps(asdict(self.spec))]
         # Output goes to a file, never a pipe: a chatty simulator must not block on a full pipe mid-run.
         self.log = tempfile.NamedTemporaryFile(prefix="franky_sim_", suffix=".log", delete=False)
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
@@ -385,13 +436,41 @@ def free_loopback_address() -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--hostname", default=None)
-    p.add_argument("--object", choices=["door", "drawer"], default="door")
+    p.add_argument("--object", default="door",
+                   help="door | drawer (hand-made) | a generated category | FILE.xml:JOINT (third-party MJCF/URDF)")
+    p.add_argument("--seed", type=int, default=0, help="seed of a generated object")
+    p.add_argument("--up", default="z", help="up axis of a third-party file (z, y, -y, x)")
+    p.add_argument("--scale", type=float, default=None, help="object scale (default: automatic)")
     p.add_argument("--spec", default=None, help="ObjectSpec as JSON (overrides --object)")
+    p.add_argument("--scene-object", default=None, help="SceneObject as JSON (overrides --object)")
     p.add_argument("--scene-port", type=int, default=SCENE_PORT)
     a = p.parse_args(argv)
-    spec = ObjectSpec(**json.loads(a.spec)) if a.spec else ObjectSpec(kind=a.object)
-    serve(spec, a.hostname or free_loopback_address(), a.scene_port)
+    spec = scene_spec(a.object, a.seed, up=a.up, scale=a.scale)
+    if a.spec:
+        spec = ObjectSpec(**json.loads(a.spec))
+    elif a.scene_object:
+        from .franky_sim_objects import SceneObject
+
+        spec = SceneObject(**json.loads(a.scene_object))
+    from manipllm_ros.sim.world import SimError
+
+    try:
+        serve(spec, a.hostname or free_loopback_address(), a.scene_port)
+    except (SimError, ValueError) as e:
+        print(f"franky-sim scene: {e}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:  # Ctrl+C / SIGINT from bringup: a normal stop
+        return 0
     return 0
+
+
+def scene_spec(name: str, seed: int = 0, **kw):
+    """`door`/`drawer` -> the hand-made `ObjectSpec`; a category or FILE:JOINT -> a `SceneObject`."""
+    if name in ("door", "drawer"):
+        return ObjectSpec(kind=name)
+    from .franky_sim_objects import SceneObject
+
+    return SceneObject.from_arg(name, seed, **kw)
 
 
 if __name__ == "__main__":

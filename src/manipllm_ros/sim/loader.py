@@ -195,4 +195,57 @@ def object_from_arg(arg: str, joint: str | None = None, **kw) -> ObjectSpec:
     return load_object(arg, joint, **kw)
 
 
-__all__ = ["load_object", "object_from_arg"]
+__all__ = ["load_object", "object_from_arg", "scale_object"]
+
+
+def scale_object(obj: ObjectSpec, scale: float) -> ObjectSpec:
+    """The same object `scale` times larger (uniformly): positions, sizes, meshes and slide ranges.
+
+    Masses follow from the geoms' densities; hinge ranges, damping and friction are unchanged. The result is a
+    self-contained `ObjectSpec` again (same metadata, `extra["scale"]` multiplied), so every process that is
+    given it (franky-sim, a mirroring camera) builds exactly the same geometry.
+    """
+    s = float(scale)
+    if not (math.isfinite(s) and s > 0):
+        raise ObjectLoadError(f"object {obj.meta.object_id!r}: scale must be a positive number, got {scale!r}")
+    if s == 1.0:
+        return obj
+    from dataclasses import replace
+
+    from .world import object_mjspec
+
+    spec = object_mjspec(obj)
+
+    def mul(v) -> list[float]:
+        return [float(x) * s for x in v]
+
+    for b in spec.bodies:
+        b.pos = mul(b.pos)
+        b.ipos = mul(b.ipos)
+    for f in spec.frames:
+        f.pos = mul(f.pos)
+    for g in spec.geoms:
+        g.pos = mul(g.pos)
+        if g.type != mujoco.mjtGeom.mjGEOM_MESH:
+            g.size = mul(g.size)
+        if not np.isnan(g.fromto[0]):
+            g.fromto = mul(g.fromto)
+    for st in spec.sites:
+        st.pos, st.size = mul(st.pos), mul(st.size)
+    for j in spec.joints:
+        j.pos = mul(j.pos)
+        if j.type == mujoco.mjtJoint.mjJNT_SLIDE:
+            j.range = mul(j.range)
+    for m in spec.meshes:
+        m.scale = mul(m.scale)
+    for el in list(spec.cameras) + list(spec.lights):
+        el.pos = mul(el.pos)
+    try:
+        xml = spec.to_xml()
+        mujoco.MjModel.from_xml_string(xml, obj.assets or None)
+    except Exception as e:  # noqa: BLE001
+        raise ObjectLoadError(f"object {obj.meta.object_id!r}: scaled model does not compile: {e}") from e
+    meta = obj.meta
+    rng = tuple(r * s for r in meta.joint_range) if meta.joint_type == "slide" else meta.joint_range
+    extra = {**meta.extra, "scale": float(meta.extra.get("scale", 1.0)) * s}
+    return replace(obj, mjcf=xml, meta=replace(meta, joint_range=rng, extra=extra))
