@@ -46,8 +46,11 @@ def bringup(config_path: str, log_dir: str | None = None, echo: bool = True) -> 
 
                 robot_ip = free_loopback_address()
                 sim = group.start("franky_sim", [sys.executable, "-m", "manipllm_ros.control.franky_sim_scene",
-                                                 "--hostname", robot_ip, "--object", b.franky_object])
+                                                 "--hostname", robot_ip, "--object", b.franky_object,
+                                                 "--seed", str(b.franky_object_seed)])
                 group.wait_for(sim, "READY", b.startup_timeout_s)
+                if b.franky_object not in ("door", "drawer"):
+                    config = _mirror_config(cfg, robot_ip, logs / "config.yaml")
             if b.camera:
                 cam = group.start("camera", _node("camera_node", config))
                 group.wait_for(cam, "streaming ", b.startup_timeout_s)
@@ -72,6 +75,35 @@ def bringup(config_path: str, log_dir: str | None = None, echo: bool = True) -> 
         codes = group.stop()
     print(f"[bringup] stopped cleanly: {codes}", flush=True)
     return 0
+
+
+def _mirror_config(cfg, robot_ip: str, path: Path) -> Path:
+    """The config the nodes get when the camera mirrors franky-sim's object: camera source sim at the scene side
+    channel, and frames.base_to_camera = where that camera is in the robot base frame (so poses line up)."""
+    import yaml
+
+    from manipllm_ros.camera.sources import sim_intrinsics
+    from manipllm_ros.control.franky_sim_objects import mirror_world
+    from manipllm_ros.control.franky_sim_scene import SceneClient
+    from manipllm_ros.geometry import quaternion_from_matrix
+
+    client = SceneClient(robot_ip)
+    try:
+        desc = client.call("scene")
+    finally:
+        client.close()
+    world = mirror_world(desc, sim_intrinsics(cfg.camera.width, cfg.camera.height))
+    T = world.base_T_world @ world.cam_to_world
+    world.close()
+    data = cfg.model_dump(mode="json")
+    data["frames"]["base_to_camera_xyz"] = [float(v) for v in T[:3, 3]]
+    data["frames"]["base_to_camera_quat_xyzw"] = [float(v) for v in quaternion_from_matrix(T[:3, :3])]
+    data["camera"]["source"] = "sim"
+    data["camera"]["sim_scene_host"] = robot_ip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    print(f"[bringup] camera mirrors franky-sim's {desc['object']['meta']['object_id']}; config: {path}", flush=True)
+    return path
 
 
 def _bringup(args: argparse.Namespace) -> int:

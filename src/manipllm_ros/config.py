@@ -74,6 +74,9 @@ class CameraConfig(_Strict):
                               "(source = sim); one of manipllm_ros.sim.objects.ALL_CATEGORIES.")
     sim_seed: int = Field(0, ge=0, description="Seed of the simulated object and camera pose (source = sim); the "
                           "same seed gives the same scene.")
+    sim_scene_host: str = Field("", description="Mirror franky-sim (source = sim): the address of its scene side "
+                                "channel, which gives the object and its joint state (bringup sets it); empty = "
+                                "render sim_category/sim_seed on its own.")
 
 
 class PoseServiceConfig(_Strict):
@@ -112,7 +115,11 @@ class BringupConfig(_Strict):
 
     franky_sim: bool = Field(True, description="Start franky-sim (the real libfranka protocol over loopback) with "
                              "an articulated part in its scene, and point the franka node at it.")
-    franky_object: Literal["door", "drawer"] = Field("door", description="The part in franky-sim's scene.")
+    franky_object: str = Field("door", description="The part in franky-sim's scene: door | drawer (hand-made), a "
+                               "generated category (e.g. microwave) or FILE.xml:JOINT (third-party MJCF/URDF). With an "
+                               "object other than door/drawer the camera mirrors it (same object, same joint state) "
+                               "and frames.base_to_camera is set to that camera's pose.")
+    franky_object_seed: int = Field(0, ge=0, description="Seed of a generated franky_object.")
     camera: bool = Field(True, description="Start camera_node (its source comes from the camera section).")
     pose_service: bool = Field(True, description="Start pose_service_node (with test-time adaptation).")
     franka: bool = Field(True, description="Start franka_node (/manipulate).")

@@ -292,17 +292,21 @@ class RealSenseSource(FrameSource):
 class SimSource(FrameSource):
     """The MuJoCo world's camera: renders colour + z-depth (already aligned: one camera) at `fps`.
 
-    Pass a `World` to watch a scene that something else moves (the demo's arm), or let it build the world of
-    (`category`, `seed`). The source renders with its own renderer, whose GL context belongs to the thread that
+    Pass a `World` to watch a scene that something else moves (the demo's arm), let it build the world of
+    (`category`, `seed`), or give `scene_host`: the franky-sim scene side channel at that address describes its
+    object (the same MJCF, scale and pose), and every frame shows the object's joint where franky-sim has it. The source renders with its own renderer, whose GL context belongs to the thread that
     first reads: call `read` and `close` from that one thread (the camera node's reader thread does both).
     """
 
     def __init__(self, world: World | None = None, category: str = "storage_cabinet_door", seed: int = 0,
-                 fps: int = 30, width: int = 640, height: int = 480) -> None:
+                 fps: int = 30, width: int = 640, height: int = 480, scene_host: str = "") -> None:
         self.world = world
         self.category, self.seed = category, int(seed)
         self.fps, self.width, self.height = int(fps), int(width), int(height)
-        self.name = f"MuJoCo camera ({category}, seed {seed})"
+        self.scene_host = scene_host
+        self._scene = None
+        self.name = (f"MuJoCo camera mirroring franky-sim at {scene_host}" if scene_host
+                     else f"MuJoCo camera ({category}, seed {seed})")
         self._own_world = world is None
         self._count = 0
         self._next = 0.0
@@ -313,18 +317,25 @@ class SimSource(FrameSource):
         os.environ.setdefault("MUJOCO_GL", "egl")
         import mujoco
 
-        from manipllm_ros.sim.camera import Intrinsics
         from manipllm_ros.sim.world import GRIPPER_GROUP, World
 
-        if self.world is None:
+        if self.world is None and self.scene_host:
+            from manipllm_ros.control.franky_sim_objects import mirror_world
+            from manipllm_ros.control.franky_sim_scene import SceneClient, SceneError
+
+            try:
+                self._scene = SceneClient(self.scene_host)
+                self.world = mirror_world(self._scene.call("scene"), sim_intrinsics(self.width, self.height))
+            except (OSError, SceneError) as exc:
+                raise CameraError(f"{self.name}: {exc}") from exc
+        elif self.world is None:
             from manipllm_ros.sim.objects import ALL_CATEGORIES, generate_object
 
             if self.category.replace(" ", "_") not in ALL_CATEGORIES:
                 raise CameraError(f"sim camera: unknown object category '{self.category}' (one of "
                                   f"{', '.join(ALL_CATEGORIES)})")
-            f = 615.0 * self.width / 640  # D415 colour at any resolution
-            K = Intrinsics(self.width, self.height, f, f, (self.width - 1) / 2, (self.height - 1) / 2)
-            self.world = World(generate_object(self.category, self.seed), self.seed, intrinsics=K)
+            self.world = World(generate_object(self.category, self.seed), self.seed,
+                               intrinsics=sim_intrinsics(self.width, self.height))
         elif (self.world.K.width, self.world.K.height) != (self.width, self.height):
             raise UnsupportedProfileError(f"sim camera renders {self.world.K.width}x{self.world.K.height}, "
                                           f"{self.width}x{self.height} requested")
@@ -341,6 +352,9 @@ class SimSource(FrameSource):
         if self.world is not None and self._own_world:
             self.world.close()
             self.world = None
+        if self._scene is not None:
+            self._scene.close()
+            self._scene = None
 
     def read(self, timeout: float = 1.0) -> Frame | None:
         if self.world is None or self._opt is None:
@@ -354,6 +368,11 @@ class SimSource(FrameSource):
         # Next frame one period later; a render slower than the period does not build up a debt of frames.
         self._next = max(self._next + 1.0 / self.fps, time.monotonic() - 1.0 / self.fps)
         w = self.world
+        if self._scene is not None:  # franky-sim's object state, now
+            try:
+                w.set_joint_position(self._scene.joint())
+            except OSError as exc:
+                raise CameraError(f"{self.name}: {exc}") from exc
         if self._renderer is None:
             import mujoco
 
@@ -373,6 +392,14 @@ class SimSource(FrameSource):
         return Frame(rgb, depth, w.K.K, time.time(), self._count, float(w.data.time))
 
 
+def sim_intrinsics(width: int, height: int):
+    """The simulated camera's intrinsics: a D415 colour camera at any resolution."""
+    from manipllm_ros.sim.camera import Intrinsics
+
+    f = 615.0 * width / 640
+    return Intrinsics(width, height, f, f, (width - 1) / 2, (height - 1) / 2)
+
+
 def open_source(cfg: CameraConfig, realtime: bool | None = None) -> FrameSource:
     """The source the `camera` config section names (not yet opened)."""
     if cfg.source == "realsense":
@@ -383,5 +410,5 @@ def open_source(cfg: CameraConfig, realtime: bool | None = None) -> FrameSource:
         return RealSenseSource("", cfg.bag_path, cfg.width, cfg.height, cfg.fps,
                                realtime=cfg.bag_realtime if realtime is None else realtime, loop=cfg.bag_loop)
     if cfg.source == "sim":
-        return SimSource(None, cfg.sim_category, cfg.sim_seed, cfg.fps, cfg.width, cfg.height)
+        return SimSource(None, cfg.sim_category, cfg.sim_seed, cfg.fps, cfg.width, cfg.height, cfg.sim_scene_host)
     raise CameraError(f"unknown camera.source '{cfg.source}'")
