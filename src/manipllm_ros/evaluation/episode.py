@@ -9,6 +9,7 @@ direction (method.md): initial movement > 0.01, long distance > 0.1 (rad or m).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -61,23 +62,33 @@ def opening_sign(q0: float, joint_range: tuple[float, float]) -> float:
     return 1.0 if abs(hi - q0) >= abs(q0 - lo) else -1.0
 
 
-def build_arm(spec: EpisodeSpec):
-    from manipllm_ros.sim.flying_arm import FlyingArm
-
+def load_spec_object(spec: EpisodeSpec):
+    """The episode's `sim.objects.ObjectSpec` (generated, or a third-party file)."""
     if spec.category.startswith("file:"):
         from manipllm_ros.sim.loader import load_object
 
         _, path, joint = spec.category.split(":", 2)
-        obj = load_object(path, joint)
-    else:
-        from manipllm_ros.sim.objects import generate_object
+        return load_object(path, joint)
+    from manipllm_ros.sim.objects import generate_object
 
-        obj = generate_object(spec.category, spec.object_seed)
-    return obj, FlyingArm.from_object(obj, seed=spec.object_seed * 1000 + spec.index)
+    return generate_object(spec.category, spec.object_seed)
 
 
-def run_episode(spec: EpisodeSpec, proposer: Proposer, pull: str = "aia", seed: int = 0) -> EpisodeOutcome:
-    """Never raises for a failed attempt: the outcome says what failed."""
+def build_arm(spec: EpisodeSpec, world_config=None):
+    """The fast arm's world for the episode; the camera/lights seed is fixed by (object seed, index)."""
+    from manipllm_ros.sim.flying_arm import FlyingArm
+
+    obj = load_spec_object(spec)
+    return obj, FlyingArm.from_object(obj, seed=spec.object_seed * 1000 + spec.index, world_config=world_config)
+
+
+def run_episode(spec: EpisodeSpec, proposer: Proposer, pull: str = "aia", seed: int = 0, world_config=None,
+                world_hook: Callable | None = None) -> EpisodeOutcome:
+    """Never raises for a failed attempt: the outcome says what failed.
+
+    `world_config` (camera/light ranges) and `world_hook(world)` (called before the observation, e.g. to change
+    the lighting) exist for domain-shift experiments; the defaults are the training distribution.
+    """
     from manipllm_ros.control.arm import ArmError, EEPose
     from manipllm_ros.control.config import AIAConfig
     from manipllm_ros.control.episodes import workspace_around
@@ -85,7 +96,9 @@ def run_episode(spec: EpisodeSpec, proposer: Proposer, pull: str = "aia", seed: 
 
     t0 = time.perf_counter()
     rng = np.random.default_rng([seed, spec.object_seed, spec.index])
-    obj, arm = build_arm(spec)
+    obj, arm = build_arm(spec, world_config)
+    if world_hook is not None:
+        world_hook(arm.world)
     meta = obj.meta
     out = EpisodeOutcome(spec.key, meta.category.replace(" ", "_"), meta.category_split, spec.object_seed,
                          proposer.name, pull, False, False, False, -1, -1, 0.0, False, False, "", 0.0, 0.0)

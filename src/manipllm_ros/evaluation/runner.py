@@ -32,6 +32,8 @@ class EvalConfig:
     seed: int = 0
     workers: int = 2
     progress: bool = True
+    arm: str = "fast"  # fast: the flying suction arm; franky-sim: the FR3 over libfranka, one simulator per episode
+    label: str = ""  # progress-bar label (matrix rows)
 
 
 def episode_specs(cfg: EvalConfig) -> list[EpisodeSpec]:
@@ -68,9 +70,13 @@ def _init_worker(proposer: str, checkpoint: str | None, threads: int) -> None:
     _PROPOSER = make_proposer(proposer, checkpoint)
 
 
-def _work(args: tuple[EpisodeSpec, str, int]) -> dict:
-    spec, pull, seed = args
+def _work(args: tuple[EpisodeSpec, str, int, str]) -> dict:
+    spec, pull, seed, arm = args
     try:
+        if arm == "franky-sim":
+            from manipllm_ros.evaluation.franky_episode import run_episode_franky
+
+            return run_episode_franky(spec, _PROPOSER, pull=pull, seed=seed).to_dict()
         return run_episode(spec, _PROPOSER, pull=pull, seed=seed).to_dict()
     except Exception as exc:  # an object that does not load is a failed episode with its reason, not a dead run
         return {"key": spec.key, "category": spec.category, "category_split": "", "object_seed": spec.object_seed,
@@ -90,14 +96,16 @@ def run_eval(cfg: EvalConfig) -> dict:
             if line.strip():
                 rec = json.loads(line)
                 done[rec["key"]] = rec
+    if cfg.arm not in ("fast", "franky-sim"):
+        raise ValueError(f"unknown arm {cfg.arm!r}: fast | franky-sim")
     todo = [s for s in episode_specs(cfg) if s.key not in done]
-    bar = tqdm(total=len(todo) + len(done), initial=len(done), desc=f"eval {cfg.proposer}/{cfg.pull}",
+    bar = tqdm(total=len(todo) + len(done), initial=len(done), desc=cfg.label or f"eval {cfg.proposer}/{cfg.pull}",
                unit="ep", disable=not cfg.progress)
     threads = max(1, (os.cpu_count() or 2) // max(1, cfg.workers))
     ctx = mp.get_context("spawn")  # EGL and torch do not survive fork
     with log.open("a") as fh, ctx.Pool(cfg.workers, initializer=_init_worker,
                                        initargs=(cfg.proposer, cfg.checkpoint, threads)) as pool:
-        for rec in pool.imap_unordered(_work, [(s, cfg.pull, cfg.seed) for s in todo]):
+        for rec in pool.imap_unordered(_work, [(s, cfg.pull, cfg.seed, cfg.arm) for s in todo]):
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
             done[rec["key"]] = rec
