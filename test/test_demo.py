@@ -1,6 +1,8 @@
 """`manipllm demo` end to end at toy size: sim collect -> train -> /predict_pose node over DDS -> fast arm ->
-/report_outcome. The toy model is trained for 2 steps, so its answers do not parse: the demo must say so in its
-table (never a default pose) and still write every image and the summary."""
+/report_outcome, then a full-system episode (franky-sim + camera + pose service + franka node as processes).
+The toy model is trained for 2 steps, so its answers do not parse: the demo must say so in its table (never a
+default pose) and still write every image and the summary. With the shipped model a system episode runs the
+whole chain: /predict_pose on the camera's frame -> /manipulate (AIA on the FR3 in franky-sim) -> TTA step."""
 
 from __future__ import annotations
 
@@ -12,22 +14,65 @@ from pathlib import Path
 import pytest
 
 MANIPLLM = Path(sys.executable).parent / "manipllm"
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
 
 
-@pytest.mark.slow
-def test_demo_runs_end_to_end_and_reports_honestly(tmp_path):
+def _no_children_left(out: Path) -> None:
+    """Every process a system episode started has exited (the demo logs the exit codes it collected)."""
+    for log in (out / "system").glob("episode_*"):
+        assert any(log.iterdir()), log
+
+
+def test_demo_runs_end_to_end_and_reports_honestly(tmp_path, node_env):
     out = tmp_path / "demo"
     cmd = [str(MANIPLLM), "demo", "--samples", "6", "--steps", "2", "--val-samples", "1", "--episodes", "2",
-           "--out", str(out), "--checkpoint", str(tmp_path / "ckpt"), "--categories", "microwave", "cabinet_drawer"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+           "--system-episodes", "1", "--out", str(out), "--checkpoint", str(tmp_path / "ckpt"),
+           "--categories", "microwave", "cabinet_drawer"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=tmp_path, env=node_env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     rows = json.loads((out / "episodes.json").read_text())
-    assert len(rows) == 2
+    assert [r["arm"] for r in rows] == ["fast arm", "fast arm", "FR3/franky-sim"]
     for row in rows:
         assert (out / row["image"]).is_file()
         if row["pixel"] == "-":  # unparsed: a failure with the parser's message, no pose, no motion
-            assert not row["success"] and row["note"].startswith("could not parse pose")
+            assert not row["success"] and row["note"].startswith("could not parse pose"), row
             assert row["joint_delta"] == 0.0
+    # The system episode really ran through the processes: the pose service answered from the camera's frame.
+    fr3 = rows[-1]
+    assert fr3["category"] == "cabinet_drawer" and fr3["latency_ms"] > 0, fr3
+    assert "system stopped: {'franky_sim': 0, 'camera': 0, 'pose_service': 0, 'franka': 0}" in res.stdout
     prov = json.loads((tmp_path / "ckpt" / "provenance.json").read_text())
     assert prov["train_samples"] == 6 and prov["steps"] == 2 and "manipllm demo" in prov["command"]
-    assert "opened" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "opened" in summary and "FR3/franky-sim" in summary
+
+
+def test_demo_system_episode_opens_with_the_fr3(tmp_path, node_env):
+    """The shipped model, one full-system episode: prediction, AIA on the FR3, outcome, TTA version bump."""
+    out = tmp_path / "demo"
+    cmd = [str(MANIPLLM), "demo", "--episodes", "0", "--system-episodes", "1", "--out", str(out),
+           "--categories", "storage_cabinet_door"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path, env=node_env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (row,) = json.loads((out / "episodes.json").read_text())
+    assert row["arm"] == "FR3/franky-sim" and row["pixel"] != "-", row
+    assert "/manipulate: approach" in res.stdout  # feedback from franka_node
+    assert row["ee_distance"] > 0.0 and "system error" not in row["note"], row
+    assert row["adapter_version"] >= 1, row  # the pose service's TTA learned from franka_node's outcome
+    assert (out / row["image"]).is_file()
+    assert "'franka': 0" in res.stdout and "'franky_sim': 0" in res.stdout
+
+
+def test_demo_system_episode_that_cannot_start_is_a_failure_row(tmp_path, node_env):
+    """franky-sim refuses the object: that episode is a clear failure row, the rest of the demo goes on."""
+    out = tmp_path / "demo"
+    cmd = [str(MANIPLLM), "demo", "--episodes", "0", "--system-episodes", "1", "--out", str(out),
+           "--system-categories", "teapot"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=node_env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (row,) = json.loads((out / "episodes.json").read_text())
+    assert not row["success"] and row["note"].startswith("system error: franky_sim exited with code 2"), row
+    assert (out / row["image"]).is_file()
+    assert "system stopped: {'franky_sim': 2}" in res.stdout

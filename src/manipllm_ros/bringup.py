@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from manipllm_ros.config import load_config
@@ -40,28 +41,7 @@ def bringup(config_path: str, log_dir: str | None = None, echo: bool = True) -> 
     logs = Path(log_dir or b.log_dir) / time.strftime("%Y%m%d-%H%M%S")
     with ProcessGroup(logs, echo=echo) as group:
         try:
-            robot_ip = cfg.control.franky.robot_ip
-            if b.franky_sim:
-                from manipllm_ros.control.franky_sim_scene import free_loopback_address
-
-                robot_ip = free_loopback_address()
-                sim = group.start("franky_sim", [sys.executable, "-m", "manipllm_ros.control.franky_sim_scene",
-                                                 "--hostname", robot_ip, "--object", b.franky_object,
-                                                 "--seed", str(b.franky_object_seed)])
-                group.wait_for(sim, "READY", b.startup_timeout_s)
-                if b.franky_object not in ("door", "drawer"):
-                    config = _mirror_config(cfg, robot_ip, logs / "config.yaml")
-            if b.camera:
-                cam = group.start("camera", _node("camera_node", config))
-                group.wait_for(cam, "streaming ", b.startup_timeout_s)
-            if b.pose_service:
-                pose = group.start("pose_service", _node("pose_service_node", config, f"model_path:={model.resolve()}"))
-                group.wait_for(pose, "active: /predict_pose is serving", b.startup_timeout_s)
-            if b.franka:
-                effector = "franky_sim_suction" if b.franky_sim else "suction_command"
-                franka = group.start("franka", _node("franka_node", config, f"robot_ip:={robot_ip}",
-                                                     f"end_effector:={effector}"))
-                group.wait_for(franka, "ready: /manipulate", b.startup_timeout_s)
+            start_system(config, group)
             print(f"[bringup] system up ({', '.join(c.name for c in group.children)}); logs in {logs}; "
                   "Ctrl+C stops everything", flush=True)
             while not stop.is_set():
@@ -75,6 +55,51 @@ def bringup(config_path: str, log_dir: str | None = None, echo: bool = True) -> 
         codes = group.stop()
     print(f"[bringup] stopped cleanly: {codes}", flush=True)
     return 0
+
+
+@dataclass
+class System:
+    """A started simulated system: its processes, the config the nodes got, and franky-sim's address."""
+
+    group: ProcessGroup
+    config: Path  # the YAML the nodes read (with a mirrored camera: the one written into the log folder)
+    robot_ip: str  # franky-sim's loopback address (libfranka and the scene side channel), or the real robot's
+
+
+def start_system(config_path: str | Path, group: ProcessGroup) -> System:
+    """Start franky-sim and the nodes of `config_path` in `group`, each waited for until ready (what `manipllm
+    bringup` runs, and the demo's full-system episodes). Raises ProcessError when one fails to start or dies;
+    stopping the group (its context manager) then shuts the others down."""
+    config = Path(config_path).resolve()
+    cfg = load_config(config)
+    b = cfg.bringup
+    model = Path(cfg.pose_service.model_path).expanduser()
+    robot_ip = cfg.control.franky.robot_ip
+    if b.franky_sim:
+        from manipllm_ros.control.franky_sim_scene import free_loopback_address
+
+        robot_ip = free_loopback_address()
+        sim = group.start("franky_sim", [sys.executable, "-m", "manipllm_ros.control.franky_sim_scene",
+                                         "--hostname", robot_ip, "--object", b.franky_object,
+                                         "--seed", str(b.franky_object_seed)])
+        group.wait_for(sim, "READY", b.startup_timeout_s)
+        if b.franky_object not in ("door", "drawer"):
+            try:
+                config = _mirror_config(cfg, robot_ip, group.log_dir / "config.yaml")
+            except Exception as exc:  # the side channel did not answer: as clear as a process that died
+                raise ProcessError(f"franky-sim's scene side channel at {robot_ip}: {exc}") from exc
+    if b.camera:
+        cam = group.start("camera", _node("camera_node", config))
+        group.wait_for(cam, "streaming ", b.startup_timeout_s)
+    if b.pose_service:
+        pose = group.start("pose_service", _node("pose_service_node", config, f"model_path:={model.resolve()}"))
+        group.wait_for(pose, "active: /predict_pose is serving", b.startup_timeout_s)
+    if b.franka:
+        effector = "franky_sim_suction" if b.franky_sim else "suction_command"
+        franka = group.start("franka", _node("franka_node", config, f"robot_ip:={robot_ip}",
+                                             f"end_effector:={effector}"))
+        group.wait_for(franka, "ready: /manipulate", b.startup_timeout_s)
+    return System(group, config, robot_ip)
 
 
 def _mirror_config(cfg, robot_ip: str, path: Path) -> Path:

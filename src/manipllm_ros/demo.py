@@ -3,18 +3,26 @@
 1. Model: the shipped `models/demo-tiny` (trained by our pipeline; its provenance.json names the commands and
    seeds). With `--retrain`, or a `--checkpoint` that holds no model, collect a small simulated dataset
    (`sim collect`), train the tiny preset on it (progress bars) and write `provenance.json` next to it.
-2. System: `pose_service_node` runs as its own process (the real /predict_pose over DDS, with test-time
-   adaptation); this process is the client.
-3. Episodes: for each random object, render RGB-D, call /predict_pose (chain of thought), lift the answer to a
-   contact pose, open the part with the fast simulated arm (approach, suction, AIA), report the outcome to
-   /report_outcome (TTA), and draw the prediction on the image.
-A prediction that does not parse is shown as the failure it is; nothing is replaced by a default pose.
+2. Fast-arm episodes (`--episodes`): `pose_service_node` runs as its own process (the real /predict_pose over
+   DDS, with test-time adaptation); this process is the client. For each random object: render RGB-D, call
+   /predict_pose (chain of thought), lift the answer to a contact pose, open the part with the fast simulated
+   arm (approach, suction, AIA), report the outcome to /report_outcome (TTA), draw the prediction on the image.
+3. Full-system episodes (`--system-episodes`): per random object, the whole simulated system as processes
+   (`bringup.start_system`: franky-sim with the object, camera_node mirroring it, pose_service_node with TTA,
+   franka_node); this process only acts as the client (`nodes.client.SystemClient`): a camera frame for the
+   picture, /predict_pose on the camera's frame, a /manipulate goal (AIA on the FR3 over the libfranka
+   protocol) with feedback, the ManipulationOutcome, and the TTA step the pose service makes from it. The scene
+   cannot change at runtime, so the system is started and shut down for each object. Any error (a process that
+   does not start or dies, a timeout) ends that episode as a failure row and stops every process.
+A prediction that does not parse is shown as the failure it is; nothing is replaced by a default pose. The
+success column is the same for both arms: the object's joint moved > 0.01 (rad or m) in the opening direction.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 import time
@@ -24,6 +32,10 @@ from pathlib import Path
 import numpy as np
 
 DEMO_CATEGORIES = ("microwave", "storage_cabinet_door", "cabinet_drawer", "refrigerator", "safe", "oven_door")
+# Front-facing categories whose opening by the FR3 in franky-sim is tested (test_control_franky_sim_objects.py).
+FR3_CATEGORIES = ("storage_cabinet_door", "cabinet_drawer")
+FAST_ARM, FR3 = "fast arm", "FR3/franky-sim"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -39,6 +51,9 @@ class Row:
     adapter_version: int
     note: str
     image: str
+    arm: str = FAST_ARM
+    ee_distance: float = 0.0  # m the end effector moved after contact
+    seconds: float = 0.0  # wall time of the episode (a system episode includes starting and stopping it)
 
 
 # -- model ------------------------------------------------------------------------------------------------
@@ -123,6 +138,7 @@ def run_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
     rows: list[Row] = []
     with PoseServiceClient(model_dir, out / "logs", out / "tta") as service:
         for i in range(args.episodes):
+            t0 = time.monotonic()
             category = str(rng.choice(args.categories))
             # seed % 5 == 0: an instance of the "test_seen" split, never in the training data.
             seed = 5 * int(rng.integers(2_000, 20_000))
@@ -157,19 +173,154 @@ def run_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
                          f"{category}: {'opened' if success else 'failed'} dq={dq:+.3f} ({res.reasoning.category})")
                     rows.append(Row(i, category, seed, f"({res.pose.u}, {res.pose.v})", on_part, success, dq,
                                     res.latency.total_ms, rep.adapter_version,
-                                    "" if run.success else run.failure_reason[:60], img.name))
+                                    "" if run.success else run.failure_reason[:60], img.name,
+                                    ee_distance=run.ee_distance))
+            rows[-1].seconds = time.monotonic() - t0
             print(f"[demo] episode {i + 1}/{args.episodes}: {category} "
                   f"{'success' if rows[-1].success else 'failure'}", flush=True)
     return rows
 
 
+def system_config(args: argparse.Namespace, model_dir: Path, category: str, seed: int, logs: Path) -> Path:
+    """config/sim.yaml with this episode's object in franky-sim, the demo's model and the demo's TTA state."""
+    import yaml
+
+    from manipllm_ros.config import ManipllmConfig
+
+    src = REPO / "config" / "sim.yaml"
+    data = yaml.safe_load(src.read_text()) if src.is_file() else ManipllmConfig().model_dump(mode="json")
+    data.setdefault("pose_service", {})["model_path"] = str(model_dir.resolve())
+    data.setdefault("tta", {})["state_dir"] = str((Path(args.out) / "tta").resolve())
+    data.setdefault("bringup", {}).update({"franky_sim": True, "franky_object": category,
+                                           "franky_object_seed": seed, "log_dir": str(logs.resolve()),
+                                           "startup_timeout_s": args.system_timeout})
+    path = logs / "sim.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _tta_version(group, prediction_id: int, version: int, timeout: float = 60.0) -> tuple[int, str]:
+    """The adapter version after the pose service's TTA step on `prediction_id` (from its log), and a note."""
+    pose = next(c for c in group.children if c.name == "pose_service")
+    pattern = re.compile(rf"prediction {prediction_id}: (V-Adapter step, loss \S+, adapter version (\d+)|"
+                         rf"no update: (.*))")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = pattern.search(pose.output())
+        if m:
+            return (int(m.group(2)), "") if m.group(2) else (version, f"tta: {m.group(3)[:40]}")
+        group.check_alive()
+        time.sleep(0.2)
+    return version, "tta: no update seen"
+
+
+def run_system_episode(args: argparse.Namespace, model_dir: Path, i: int, category: str, seed: int) -> Row:
+    """One object through the whole system as processes; every error is a failure row, never a hang."""
+    from manipllm.action import Manipulate
+    from manipllm.srv import PredictPose
+    from manipllm_ros.bringup import start_system
+    from manipllm_ros.control.franky_sim_scene import SceneClient
+    from manipllm_ros.nodes.client import SystemClient
+    from manipllm_ros.processes import ProcessGroup
+    from manipllm_ros.sim.objects import generate_object
+
+    t0 = time.monotonic()
+    out = Path(args.out)
+    img = out / f"episode_{i:02d}_{category}_fr3.png"
+    logs = out / "system" / f"episode_{i:02d}"
+    row = Row(i, category, seed, "-", None, False, 0.0, 0.0, 0, "", img.name, arm=FR3)
+    rgb = K = None
+    res = None
+    codes: dict[str, int] = {}
+    group = ProcessGroup(logs)
+    try:
+        print(f"[demo] system episode {i}: starting franky-sim ({category}, seed {seed}), camera, pose service "
+              f"and franka nodes (logs in {logs})", flush=True)
+        system = start_system(system_config(args, model_dir, category, seed, logs), group)
+        instruction = generate_object(category, seed).meta.instruction
+        print(f"[demo] system up in {time.monotonic() - t0:.0f} s; asking /predict_pose: '{instruction}'",
+              flush=True)
+        with SystemClient(group, system.config) as client:
+            rgb, K = client.camera_frame()
+            scene = SceneClient(system.robot_ip)
+            try:
+                q0 = scene.joint()
+                res, _ = client.predict(PredictPose.Request(instruction=instruction, chain_of_thought=True))
+                row.latency_ms, row.adapter_version = res.latency.total_ms, res.adapter_version
+                if not res.success:
+                    row.note = res.error[:60]
+                else:
+                    row.pixel = f"({res.pose.u}, {res.pose.v})"
+                    phases: list[str] = []
+
+                    def feedback(f) -> None:
+                        if not phases or phases[-1] != f.phase:
+                            phases.append(f.phase)
+                            print(f"[demo]   /manipulate: {f.phase} (iteration {f.iteration}, moved "
+                                  f"{f.distance_moved:.3f} m)", flush=True)
+
+                    goal = Manipulate.Goal(use_given_pose=True, use_aia=True, prediction_id=res.prediction_id,
+                                           pose=res.pose)
+                    outcome = client.manipulate(goal, feedback, timeout=args.system_timeout)
+                    row.joint_delta = float(scene.joint() - q0)
+                    row.ee_distance = float(outcome.ee_distance)
+                    row.success = row.joint_delta > 0.01
+                    verdict = "" if outcome.success else outcome.failure_reason
+                    if outcome.success != row.success:
+                        verdict = f"franka_node: {'success' if outcome.success else verdict}"
+                    # franka_node publishes the outcome; the pose service's TTA node learns from it.
+                    row.adapter_version, tta_note = _tta_version(group, res.prediction_id, res.adapter_version)
+                    row.note = "; ".join(n for n in (verdict[:60], tta_note) if n)
+            finally:
+                scene.close()
+    except Exception as exc:  # a process that did not start or died, a timeout, a refused goal
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"[demo] system episode {i} failed: {exc}", flush=True)
+        row.success, row.note = False, f"system error: {first}"[:80]
+    finally:
+        codes = group.stop(timeout=30.0)  # SIGINT to all; SIGKILL (code -9) for any still running after 30 s
+        print(f"[demo] system stopped: {codes}", flush=True)
+    row.seconds = time.monotonic() - t0
+    if rgb is not None:
+        ok = res is not None and res.success
+        pose = res.pose if ok else None
+        vec = (lambda v: np.array([v.x, v.y, v.z])) if ok else (lambda v: None)
+        text = (f"FR3 {category}: {'opened' if row.success else 'failed'} dq={row.joint_delta:+.3f} "
+                f"({res.reasoning.category})" if ok else f"FR3 {category}: {row.note}")
+        draw(rgb, K, vec(pose.point) if ok else None, vec(pose.up) if ok else None,
+             vec(pose.forward) if ok else None, row.success, img, text)
+    else:  # no camera frame: the picture says why
+        draw(np.zeros((480, 640, 3), np.uint8), np.eye(3), None, None, None, False, img,
+             f"FR3 {category}: {row.note}")
+    return row
+
+
+def run_system_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
+    categories = [c for c in args.categories if c in FR3_CATEGORIES] or list(args.categories)
+    if args.system_categories:
+        categories = list(args.system_categories)
+    rng = np.random.default_rng(args.seed + 2)
+    rows = []
+    for k in range(args.system_episodes):
+        category = str(rng.choice(categories))
+        seed = 5 * int(rng.integers(2_000, 20_000))  # an unseen ("test_seen") instance, as for the fast arm
+        rows.append(run_system_episode(args, model_dir, args.episodes + k, category, seed))
+        r = rows[-1]
+        print(f"[demo] system episode {k + 1}/{args.system_episodes}: {category} "
+              f"{'success' if r.success else 'failure'} ({r.seconds:.0f} s)", flush=True)
+    return rows
+
+
 def table(rows: list[Row]) -> str:
-    head = "| # | category | pixel | on part | success | joint delta | latency ms | adapter | note |"
-    lines = [head, "|" + "---|" * 9]
+    head = ("| # | arm | category | pixel | on part | success | joint delta | ee moved m | latency ms | adapter | "
+            "episode s | note |")
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         on = "-" if r.on_part is None else ("yes" if r.on_part else "no")
-        lines.append(f"| {r.episode} | {r.category} | {r.pixel} | {on} | {'yes' if r.success else 'no'} | "
-                     f"{r.joint_delta:+.3f} | {r.latency_ms:.0f} | {r.adapter_version} | {r.note} |")
+        lines.append(f"| {r.episode} | {r.arm} | {r.category} | {r.pixel} | {on} | {'yes' if r.success else 'no'} | "
+                     f"{r.joint_delta:+.3f} | {r.ee_distance:.3f} | {r.latency_ms:.0f} | {r.adapter_version} | "
+                     f"{r.seconds:.0f} | {r.note} |")
     n = len(rows)
     ok = sum(r.success for r in rows)
     parsed = sum(r.pixel != "-" for r in rows)
@@ -184,7 +335,8 @@ def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model_dir = ensure_model(args)
-    rows = run_episodes(args, model_dir)
+    rows = run_episodes(args, model_dir) if args.episodes > 0 else []
+    rows += run_system_episodes(args, model_dir)
     text = table(rows)
     print(text)
     (out / "summary.md").write_text(text + "\n")
@@ -195,7 +347,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="the simulated system end to end (trains a small model on first run)")
-    p.add_argument("--episodes", type=int, default=6, help="manipulation episodes on random objects")
+    p.add_argument("--episodes", type=int, default=6, help="fast-arm episodes on random objects")
+    p.add_argument("--system-episodes", type=int, default=2,
+                   help="full-system episodes: franky-sim (FR3) + camera + pose service + franka node as processes, "
+                        "started per random object (about 2-4 min each on 2 CPU cores)")
+    p.add_argument("--system-categories", nargs="+", default=None,
+                   help=f"categories of the system episodes (default: those of --categories among "
+                        f"{', '.join(FR3_CATEGORIES)}, the front-facing ones tested with the FR3)")
+    p.add_argument("--system-timeout", type=float, default=300.0,
+                   help="seconds a system process may take to start, and a /manipulate episode to finish")
     p.add_argument("--out", default="results/demo", help="images, table, logs")
     p.add_argument("--checkpoint", default=str(Path(__file__).resolve().parents[2] / "models" / "demo-tiny"),
                    help="trained model directory (default: the shipped demo model; trained here if missing)")

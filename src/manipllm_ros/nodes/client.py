@@ -1,6 +1,9 @@
-"""A client-side handle on a pose_service_node process: start it, call /predict_pose and /report_outcome.
+"""Client-side handles on node processes, for the demo and the benchmarks (which play a lab's own client program).
 
-Used by the demo and the benchmarks, which play the part of a lab's own client program.
+`PoseServiceClient` starts a pose_service_node and calls /predict_pose and /report_outcome; `SystemClient` talks
+to a started system (`bringup.start_system`): a camera frame, /predict_pose, the /manipulate action with feedback.
+Every wait spins this process's own rclpy context and checks that the node processes are still alive, so a node
+that dies ends the wait with an error instead of a hang.
 """
 
 from __future__ import annotations
@@ -75,17 +78,7 @@ class PoseServiceClient:
 
     def call(self, client, request, timeout: float = 600.0):
         """Returns (response, round-trip ms); raises if the service is missing, silent, or its process died."""
-        if not client.wait_for_service(timeout_sec=60):
-            raise RuntimeError(f"{client.srv_name} is not available")
-        t0 = time.perf_counter()
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.01)
-            self.group.check_alive()
-        if not future.done():
-            raise RuntimeError(f"{client.srv_name} did not answer within {timeout:.0f} s")
-        return future.result(), (time.perf_counter() - t0) * 1e3
+        return _call(self.executor, self.group, client, request, timeout)
 
     def predict(self, request, timeout: float = 600.0):
         return self.call(self._predict, request, timeout)
@@ -94,3 +87,96 @@ class PoseServiceClient:
         from manipllm.srv import ReportOutcome
 
         return self.call(self._report, ReportOutcome.Request(prediction_id=prediction_id, success=success))
+
+
+def _spin_until(executor, group: ProcessGroup, done, timeout: float, what: str) -> None:
+    """Spin until `done()`; RuntimeError after `timeout` s, ProcessError as soon as a node process has died."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: no answer within {timeout:.0f} s")
+        executor.spin_once(timeout_sec=0.01)
+        group.check_alive()
+
+
+def _call(executor, group: ProcessGroup, client, request, timeout: float):
+    if not client.wait_for_service(timeout_sec=60):
+        raise RuntimeError(f"{client.srv_name} is not available")
+    t0 = time.perf_counter()
+    future = client.call_async(request)
+    _spin_until(executor, group, future.done, timeout, client.srv_name)
+    return future.result(), (time.perf_counter() - t0) * 1e3
+
+
+class SystemClient:
+    """This process's rclpy node on a started system (`bringup.start_system`); use as a context manager."""
+
+    def __init__(self, group: ProcessGroup, config_path: str | Path) -> None:
+        from manipllm_ros.config import load_config
+
+        self.group = group
+        self.cfg = load_config(config_path)
+
+    def __enter__(self) -> SystemClient:
+        import rclpy
+        from rclpy.action import ActionClient
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+
+        from manipllm.action import Manipulate
+        from manipllm.srv import PredictPose
+
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("manipllm_demo_client", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._predict = self.node.create_client(PredictPose, "predict_pose")
+        self._manipulate = ActionClient(self.node, Manipulate, "manipulate")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import rclpy
+
+        try:
+            self._manipulate.destroy()
+            self.node.destroy_node()
+        finally:
+            rclpy.shutdown(context=self.context)
+
+    def camera_frame(self, timeout: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+        """One colour image (RGB) and its intrinsics K from the camera node's topics."""
+        from sensor_msgs.msg import CameraInfo, Image
+
+        from manipllm_ros.images import K_from_camera_info, rgb_from_msg
+        from manipllm_ros.nodes.convert import qos_profile
+
+        cam = self.cfg.camera
+        qos = qos_profile(cam.qos_depth, cam.qos_reliability)
+        box: dict = {}
+        subs = [self.node.create_subscription(Image, cam.color_topic, lambda m: box.setdefault("rgb", m), qos),
+                self.node.create_subscription(CameraInfo, cam.info_topic, lambda m: box.setdefault("info", m), qos)]
+        try:
+            _spin_until(self.executor, self.group, lambda: len(box) == 2, timeout, "camera frame")
+        finally:
+            for sub in subs:
+                self.node.destroy_subscription(sub)
+        return rgb_from_msg(box["rgb"]), K_from_camera_info(box["info"])
+
+    def predict(self, request, timeout: float = 600.0):
+        """(PredictPose.Response, round-trip ms)."""
+        return _call(self.executor, self.group, self._predict, request, timeout)
+
+    def manipulate(self, goal, on_feedback=None, timeout: float = 600.0):
+        """Send a /manipulate goal, wait for its result; returns the ManipulationOutcome."""
+        if not self._manipulate.wait_for_server(timeout_sec=60):
+            raise RuntimeError("/manipulate is not available")
+        cb = (lambda f: on_feedback(f.feedback)) if on_feedback else None
+        sent = self._manipulate.send_goal_async(goal, feedback_callback=cb)
+        _spin_until(self.executor, self.group, sent.done, 60, "/manipulate goal")
+        handle = sent.result()
+        if not handle.accepted:
+            raise RuntimeError("/manipulate rejected the goal")
+        result = handle.get_result_async()
+        _spin_until(self.executor, self.group, result.done, timeout, "/manipulate result")
+        return result.result().result.outcome
