@@ -69,10 +69,6 @@ class TrainConfig(BaseModel):
 
 
 _RANDOM_INIT_EXTRA = ["lm_head", "model\\.language_model\\.norm"]
-# A random base has nothing worth freezing: with it frozen (LoRA only) the small model learned to ignore the
-# image (its random vision tower's output is nearly the same vector for every patch, benchmarks/model_small_sim.md).
-# Training all of it still keeps the V-/L-Adapters as separate groups for test-time adaptation.
-_WHOLE_RANDOM_BASE = ["lm_head", "model\\.language_model\\..*", "model\\.visual\\.(patch_embed|blocks)\\..*"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU, minutes: CI and the demo. The model is random-init and tiny; it learns the format and some geometry.
@@ -89,7 +85,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "tiny": {"hidden_size": 256, "num_layers": 4, "num_heads": 4, "num_kv_heads": 2, "intermediate_size": 768,
                      "vision_hidden_size": 128, "vision_depth": 4, "vision_heads": 4, "vision_intermediate_size": 384,
                      "vocab_size": 1024},
-            "lora": {"v_rank": 32, "l_rank": 32, "extra_trainable": _WHOLE_RANDOM_BASE},
+            "lora": {"v_rank": 32, "l_rank": 32, "extra_trainable": _RANDOM_INIT_EXTRA + ["model\\.language_model\\.embed_tokens"]},
             "image_width": 224, "image_height": 168,
         },
         "data": {"n_affordance": 10, "max_val_samples": 64},
