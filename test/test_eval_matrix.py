@@ -99,3 +99,15 @@ def test_matrix_rows_share_episodes_and_seeds_give_mean_and_std(tmp_path, one_to
     again = run_matrix(rows, out, seeds=[0, 1], splits=["test_seen"], episodes=2, categories=["microwave", "safe"],
                        workers=2, progress=False)
     assert again["rows"] == summary["rows"]
+
+
+def test_cli_one_row_over_seeds_without_a_matrix_file(tmp_path):
+    out = tmp_path / "one"
+    r = subprocess.run([sys.executable, "-m", "manipllm_ros.cli", "eval", "--proposer", "random-part", "--seeds", "3",
+                        "--splits", "test_unseen", "--categories", "kettle_lid", "--episodes", "1", "--workers", "1",
+                        "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert [row["name"] for row in s["rows"]] == ["random-part"] and s["seeds"] == [3]
+    assert s["rows"][0]["test_unseen/n"] == 1
+    assert (out / "seed3" / "test_unseen" / "random-part" / "episodes.jsonl").is_file()
