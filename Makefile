@@ -4,6 +4,8 @@ SHELL := /bin/bash
 VENV := .venv
 MANIPLLM := $(VENV)/bin/manipllm
 PYTEST_ARGS ?=
+# e.g. make demo DEMO_ARGS="--episodes 4 --system-episodes 3" (flags: .venv/bin/manipllm demo --help)
+DEMO_ARGS ?=
 
 .PHONY: setup test demo doctor lint clean
 
@@ -15,7 +17,7 @@ test: setup
 	$(MANIPLLM) env -- $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 demo: setup
-	$(MANIPLLM) demo
+	$(MANIPLLM) demo $(DEMO_ARGS)
 
 doctor: setup
 	$(MANIPLLM) doctor
