@@ -76,3 +76,15 @@ def test_demo_system_episode_that_cannot_start_is_a_failure_row(tmp_path, node_e
     assert not row["success"] and row["note"].startswith("system error: franky_sim exited with code 2"), row
     assert (out / row["image"]).is_file()
     assert "system stopped: {'franky_sim': 2}" in res.stdout
+
+
+def test_demo_system_episode_that_times_out_stops_its_processes(tmp_path, node_env):
+    """A process not ready within --system-timeout: a failure row that says so, every process stopped, no hang."""
+    out = tmp_path / "demo"
+    cmd = [str(MANIPLLM), "demo", "--episodes", "0", "--system-episodes", "1", "--out", str(out),
+           "--system-timeout", "0.5"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=node_env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (row,) = json.loads((out / "episodes.json").read_text())
+    assert not row["success"] and row["note"].startswith("system error: franky_sim not ready after"), row
+    assert "system stopped: {'franky_sim'" in res.stdout
