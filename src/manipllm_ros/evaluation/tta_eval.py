@@ -131,7 +131,7 @@ def _run_condition(tta_on: bool, cfg: TTAExperimentConfig, predictor, stream: li
             o = run_episode(spec, proposer, pull=cfg.pull, seed=cfg.seed, world_config=shift.world_config(),
                             world_hook=shift).to_dict()
         except Exception as exc:  # noqa: BLE001 - an object that does not load is a failed attempt, not a dead run
-            o = {"key": spec.key, "category": spec.category, "parsed": False, "on_part": False,
+            o = {"key": spec.key, "category": spec.category, "parsed": False, "on_part": False, "u": -1, "v": -1,
                  "initial_success": False, "long_success": False, "joint_delta": 0.0,
                  "failure": f"episode error: {type(exc).__name__}: {exc}"}
         update = {"updated": False, "loss": None}
@@ -141,7 +141,7 @@ def _run_condition(tta_on: bool, cfg: TTAExperimentConfig, predictor, stream: li
         n_init += bool(o["initial_success"])
         n_long += bool(o["long_success"])
         recs.append({"attempt": k + 1, "key": o["key"], "category": o["category"], "parsed": o["parsed"],
-                     "on_part": o["on_part"], "joint_delta": o["joint_delta"],
+                     "u": o["u"], "v": o["v"], "on_part": o["on_part"], "joint_delta": o["joint_delta"],
                      "initial_success": bool(o["initial_success"]), "long_success": bool(o["long_success"]),
                      "failure": o["failure"], "adapter_version": service.adapter_version, **update,
                      "cum_initial": n_init / (k + 1), "cum_long": n_long / (k + 1)})
@@ -200,8 +200,10 @@ def tta_markdown(res: dict) -> str:
         lines += ["", f"Second half only (attempts {h + 1}-{K}, where adaptation has had time to act): initial "
                       f"{second['off'][0]:.2f} off vs {second['on'][0]:.2f} on; long {second['off'][1]:.2f} off vs "
                       f"{second['on'][1]:.2f} on."]
+    moved = sum((a["u"], a["v"]) != (b["u"], b["v"]) for a, b in zip(off, on))
     lines += ["", f"V-Adapter updates: {res['final']['on']['updates']} with TTA on, {res['final']['off']['updates']} "
-                  f"off. Wall time {res['wall_s']:.0f} s."]
+                  f"off; the adapted model chose another contact pixel than the unadapted one in {moved} of {K} "
+                  f"attempts. Wall time {res['wall_s']:.0f} s."]
     return "\n".join(lines) + "\n"
 
 
