@@ -3,7 +3,7 @@
 
     .venv/bin/manipllm env -- .venv/bin/python benchmarks/eval_full_timing.py --proposer random-object
     .venv/bin/manipllm env -- .venv/bin/python benchmarks/eval_full_timing.py --proposer model-cot \
-        --checkpoint checkpoints/small-full/full-s0
+        --checkpoint checkpoints/small-gpu/full-s0
 
 Writes benchmarks/eval_full_timing_<proposer>.json and .md (the table is appended to by later runs of other
 proposers through their own files). The episodes themselves land in --out (resumable, so delete it to re-time).

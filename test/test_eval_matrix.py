@@ -20,11 +20,11 @@ def test_paper_matrix_lists_the_paper_rows():
     mf = load_matrix(REPO / "config" / "eval_paper.yaml")
     by = {r.name: r for r in mf.rows}
     assert by["random-object"].proposer == "random-object" and by["random-part"].proposer == "random-part"
-    assert by["model"].checkpoint == "checkpoints/small-full/full-s0" and by["model"].mode == "cot"
+    assert by["model"].checkpoint == "checkpoints/small-gpu/full-s0" and by["model"].mode == "cot"
     assert by["model-straight"].pull == "straight" and by["model-direct"].mode == "direct"
     for name, ck in [("abl-pose", "pose"), ("abl-pose-cat", "pose_cat"), ("abl-pose-cat-mask", "pose_cat_mask"),
                      ("abl-all4", "all4")]:
-        assert by[name].checkpoint == f"checkpoints/small-full/{ck}"
+        assert by[name].checkpoint == f"checkpoints/small-gpu/{ck}"
     assert mf.splits == ["test_seen", "test_unseen"]
 
 

@@ -62,6 +62,39 @@ def opening_sign(q0: float, joint_range: tuple[float, float]) -> float:
     return 1.0 if abs(hi - q0) >= abs(q0 - lo) else -1.0
 
 
+def new_outcome(spec: EpisodeSpec, meta, proposer_name: str, pull: str) -> EpisodeOutcome:
+    """A failed outcome until the episode proves otherwise (every attempt counts)."""
+    return EpisodeOutcome(spec.key, meta.category.replace(" ", "_"), meta.category_split, spec.object_seed,
+                          proposer_name, pull, False, False, False, -1, -1, 0.0, False, False, "", 0.0, 0.0)
+
+
+def score_proposal(out: EpisodeOutcome, obs, prop) -> tuple[np.ndarray, np.ndarray] | None:
+    """Record the proposal (parsed, pixel, on object, on part) and lift it to a camera-frame contact point and
+    gripper rotation; None (with `out.failure` set) when it did not parse or cannot be lifted."""
+    out.latency_ms = prop.latency_ms
+    if not prop.ok:
+        out.failure = prop.error
+        return None
+    out.parsed, out.u, out.v = True, prop.u, prop.v
+    h, w = obs.mask.shape
+    inside = 0 <= prop.u < w and 0 <= prop.v < h
+    out.on_object = inside and bool(obs.object_mask[prop.v, prop.u])
+    out.on_part = inside and bool(obs.mask[prop.v, prop.u])
+    try:
+        p_cam = G.pixel_to_point(prop.u, prop.v, obs.depth, obs.intrinsics.K)  # 0 = hole
+        R_cam = G.rotation_from_up_forward(prop.up_cam, prop.forward_cam)
+    except G.GeometryError as exc:
+        out.failure = f"cannot lift the proposal to a pose: {exc}"
+        return None
+    return p_cam, R_cam
+
+
+def score_motion(out: EpisodeOutcome, joint_delta: float) -> None:
+    out.joint_delta = float(joint_delta)
+    out.initial_success = out.joint_delta > INITIAL_THRESHOLD
+    out.long_success = out.joint_delta > LONG_THRESHOLD
+
+
 def load_spec_object(spec: EpisodeSpec):
     """The episode's `sim.objects.ObjectSpec` (generated, or a third-party file)."""
     if spec.category.startswith("file:"):
@@ -100,40 +133,24 @@ def run_episode(spec: EpisodeSpec, proposer: Proposer, pull: str = "aia", seed: 
     if world_hook is not None:
         world_hook(arm.world)
     meta = obj.meta
-    out = EpisodeOutcome(spec.key, meta.category.replace(" ", "_"), meta.category_split, spec.object_seed,
-                         proposer.name, pull, False, False, False, -1, -1, 0.0, False, False, "", 0.0, 0.0)
+    out = new_outcome(spec, meta, proposer.name, pull)
     with arm:
         obs = arm.world.observe()
-        prop = proposer.propose(obs, meta.instruction, rng)
-        out.latency_ms = prop.latency_ms
-        if not prop.ok:
-            out.failure = prop.error
-        else:
-            out.parsed, out.u, out.v = True, prop.u, prop.v
-            h, w = obs.mask.shape
-            inside = 0 <= prop.u < w and 0 <= prop.v < h
-            out.on_object = inside and bool(obs.object_mask[prop.v, prop.u])
-            out.on_part = inside and bool(obs.mask[prop.v, prop.u])
+        lifted = score_proposal(out, obs, proposer.propose(obs, meta.instruction, rng))
+        if lifted is not None:
+            p_cam, R_cam = lifted
+            T = obs.cam_to_world
+            p_w, R_w = T[:3, :3] @ p_cam + T[:3, 3], T[:3, :3] @ R_cam
+            q0 = arm.joint_position()
+            sign = opening_sign(q0, tuple(meta.joint_range))
             try:
-                p_cam = G.pixel_to_point(prop.u, prop.v, obs.depth, obs.intrinsics.K)  # 0 = hole
-                R_cam = G.rotation_from_up_forward(prop.up_cam, prop.forward_cam)
-            except G.GeometryError as exc:
-                out.failure = f"cannot lift the proposal to a pose: {exc}"
-            else:
-                T = obs.cam_to_world
-                p_w, R_w = T[:3, :3] @ p_cam + T[:3, 3], T[:3, :3] @ R_cam
-                q0 = arm.joint_position()
-                sign = opening_sign(q0, tuple(meta.joint_range))
-                try:
-                    arm.teleport(p_w - 0.05 * R_w[:, 2], R_w)  # fast-arm shortcut through free space
-                    aia = AIAConfig().model_copy(update={"workspace": workspace_around(arm)})
-                    run = run_manipulation(arm, EEPose(p_w, R_w), policy=pull, aia=aia, approach_distance=0.05,
-                                           push=meta.action == "push")
-                    out.failure = "" if run.success else run.failure_reason
-                except ArmError as exc:
-                    out.failure = f"arm: {exc}"
-                out.joint_delta = float(sign * (arm.joint_position() - q0))
-                out.initial_success = out.joint_delta > INITIAL_THRESHOLD
-                out.long_success = out.joint_delta > LONG_THRESHOLD
+                arm.teleport(p_w - 0.05 * R_w[:, 2], R_w)  # fast-arm shortcut through free space
+                aia = AIAConfig().model_copy(update={"workspace": workspace_around(arm)})
+                run = run_manipulation(arm, EEPose(p_w, R_w), policy=pull, aia=aia, approach_distance=0.05,
+                                       push=meta.action == "push")
+                out.failure = "" if run.success else run.failure_reason
+            except ArmError as exc:
+                out.failure = f"arm: {exc}"
+            score_motion(out, sign * (arm.joint_position() - q0))
     out.wall_s = time.perf_counter() - t0
     return out

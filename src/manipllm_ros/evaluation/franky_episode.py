@@ -18,13 +18,13 @@ import time
 
 import numpy as np
 
-from manipllm_ros import geometry as G
 from manipllm_ros.evaluation.episode import (
-    INITIAL_THRESHOLD,
-    LONG_THRESHOLD,
     EpisodeOutcome,
     EpisodeSpec,
+    new_outcome,
     opening_sign,
+    score_motion,
+    score_proposal,
 )
 from manipllm_ros.evaluation.proposals import Proposer
 
@@ -57,50 +57,33 @@ def run_episode_franky(spec: EpisodeSpec, proposer: Proposer, pull: str = "aia",
         try:
             desc = scene.call("scene")
             meta = object_from_description(desc).meta
-            out = EpisodeOutcome(spec.key, meta.category.replace(" ", "_"), meta.category_split, spec.object_seed,
-                                 proposer.name, pull, False, False, False, -1, -1, 0.0, False, False, "", 0.0, 0.0)
+            out = new_outcome(spec, meta, proposer.name, pull)
             world = mirror_world(desc)
             world.set_joint_position(float(desc["joint"]))
             obs = world.observe()
-            prop = proposer.propose(obs, meta.instruction, rng)
-            out.latency_ms = prop.latency_ms
-            if not prop.ok:
-                out.failure = prop.error
-            else:
-                out.parsed, out.u, out.v = True, prop.u, prop.v
-                h, w = obs.mask.shape
-                inside = 0 <= prop.u < w and 0 <= prop.v < h
-                out.on_object = inside and bool(obs.object_mask[prop.v, prop.u])
-                out.on_part = inside and bool(obs.mask[prop.v, prop.u])
+            lifted = score_proposal(out, obs, proposer.propose(obs, meta.instruction, rng))
+            if lifted is not None:
+                p_cam, R_cam = lifted
+                T = world.base_T_world @ obs.cam_to_world  # camera -> robot base
+                p_b, R_b = T[:3, :3] @ p_cam + T[:3, 3], T[:3, :3] @ R_cam
+                q0 = scene.joint()
+                sign = opening_sign(q0, tuple(meta.joint_range))
+                arm = FrankyArm(FrankyConfig(robot_ip=sim.hostname, relative_dynamics_factor=relative_dynamics_factor),
+                                FrankySimSuction(sim.hostname))
                 try:
-                    p_cam = G.pixel_to_point(prop.u, prop.v, obs.depth, obs.intrinsics.K)
-                    R_cam = G.rotation_from_up_forward(prop.up_cam, prop.forward_cam)
-                except G.GeometryError as exc:
-                    out.failure = f"cannot lift the proposal to a pose: {exc}"
-                else:
-                    T = world.base_T_world @ obs.cam_to_world  # camera -> robot base
-                    p_b, R_b = T[:3, :3] @ p_cam + T[:3, 3], T[:3, :3] @ R_cam
-                    q0 = scene.joint()
-                    sign = opening_sign(q0, tuple(meta.joint_range))
-                    arm = FrankyArm(FrankyConfig(robot_ip=sim.hostname,
-                                                 relative_dynamics_factor=relative_dynamics_factor),
-                                    FrankySimSuction(sim.hostname))
+                    arm.connect()
+                    run = run_manipulation(arm, EEPose(p_b, R_b), policy=pull, aia=AIAConfig(),
+                                           approach_distance=0.08, push=meta.action == "push")
+                    out.failure = "" if run.success else run.failure_reason
+                except ArmError as exc:
+                    out.failure = f"arm: {exc}"
+                finally:
                     try:
-                        arm.connect()
-                        run = run_manipulation(arm, EEPose(p_b, R_b), policy=pull, aia=AIAConfig(),
-                                               approach_distance=0.08, push=meta.action == "push")
-                        out.failure = "" if run.success else run.failure_reason
-                    except ArmError as exc:
-                        out.failure = f"arm: {exc}"
-                    finally:
-                        try:
-                            arm.stop()
-                            arm.disconnect()
-                        except Exception:  # noqa: BLE001 - the simulator is torn down next anyway
-                            pass
-                    out.joint_delta = float(sign * (scene.joint() - q0))
-                    out.initial_success = out.joint_delta > INITIAL_THRESHOLD
-                    out.long_success = out.joint_delta > LONG_THRESHOLD
+                        arm.stop()
+                        arm.disconnect()
+                    except Exception:  # noqa: BLE001 - the simulator is torn down next anyway
+                        pass
+                score_motion(out, sign * (scene.joint() - q0))
         finally:
             scene.close()
             if world is not None:

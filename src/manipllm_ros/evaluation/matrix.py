@@ -13,7 +13,7 @@ random stream: the rows differ only in what the row says.
         pull: aia                            # aia | straight
       - name: model
         proposer: model
-        checkpoint: checkpoints/small-full/full-s0   # relative to the current directory
+        checkpoint: checkpoints/small-gpu/full-s0   # relative to the current directory
         mode: cot                            # cot (chain of thought) | direct
     episodes: 20                             # optional defaults; command-line flags override them
     splits: [test_seen, test_unseen]
