@@ -32,6 +32,20 @@ def predict_request(rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruc
     return req
 
 
+
+def _client_node(name: str):
+    """A node in its own rclpy context with a single-threaded executor: clients never share the global one."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(name, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    return context, node, executor
+
 class PoseServiceClient:
     """Starts pose_service_node (own process, own log) and talks to it from this process over DDS."""
 
@@ -43,10 +57,6 @@ class PoseServiceClient:
         self.startup_timeout = startup_timeout
 
     def __enter__(self) -> PoseServiceClient:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-
         from manipllm.srv import PredictPose, ReportOutcome
 
         self.group = ProcessGroup(self.log_dir)
@@ -55,11 +65,7 @@ class PoseServiceClient:
                 sys.executable, "-m", "manipllm_ros.nodes.pose_service_node", "--ros-args",
                 "-p", f"model_path:={self.model_path}", "-p", f"tta_state_dir:={self.tta_state_dir}"])
             self.group.wait_for(proc, "active: /predict_pose is serving", self.startup_timeout)
-            self.context = Context()
-            rclpy.init(context=self.context)
-            self.node = rclpy.create_node("manipllm_client", context=self.context)
-            self.executor = SingleThreadedExecutor(context=self.context)
-            self.executor.add_node(self.node)
+            self.context, self.node, self.executor = _client_node("manipllm_client")
             self._predict = self.node.create_client(PredictPose, "predict_pose")
             self._report = self.node.create_client(ReportOutcome, "report_outcome")
         except BaseException:
@@ -118,19 +124,12 @@ class SystemClient:
         self.cfg = load_config(config_path)
 
     def __enter__(self) -> SystemClient:
-        import rclpy
         from rclpy.action import ActionClient
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
 
         from manipllm.action import Manipulate
         from manipllm.srv import PredictPose
 
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("manipllm_demo_client", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self.context, self.node, self.executor = _client_node("manipllm_demo_client")
         self._predict = self.node.create_client(PredictPose, "predict_pose")
         self._manipulate = ActionClient(self.node, Manipulate, "manipulate")
         return self
