@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from manipllm_ros.dds_shm import clean_zombie_shm
+from manipllm_ros.processes import die_with_parent
 from manipllm_ros.rosenv import ros_env
 
 # The ROS environment itself is set up by the early plugin manipllm_ros.pytest_rosenv (pyproject.toml).
@@ -28,7 +30,7 @@ class Process:
         self.log = log
         self._fh = open(log, "wb")
         self.popen = subprocess.Popen(args, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+                                      start_new_session=True, preexec_fn=die_with_parent)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -52,6 +54,8 @@ class Process:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
         self._fh.close()
+        if self.popen.returncode < 0:  # killed: its Fast DDS files stay behind unless we clean them
+            clean_zombie_shm()
         return self.popen.returncode
 
 
@@ -74,6 +78,7 @@ def ros_domain() -> int:
 
 @pytest.fixture
 def node_env(ros_domain: int) -> dict[str, str]:
+    clean_zombie_shm()  # DDS files of a node an earlier test killed must not hang this test's nodes
     env = ros_env()
     env["ROS_DOMAIN_ID"] = str(ros_domain)
     env["PYTHONUNBUFFERED"] = "1"
@@ -108,3 +113,26 @@ def rclpy_context(ros_domain: int) -> Iterator:
 
 
 PYTHON = sys.executable
+
+
+def run_cli(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run for a `manipllm` command that starts node processes. On timeout the test fails with the
+    command's own thread stacks (`manipllm` dumps them on SIGUSR1) and the end of its output, and the command is
+    killed; its node processes die with it (parent-death signal), so nothing is left eating the CPU."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kw)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2.0)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = proc.communicate()
+        clean_zombie_shm()
+        pytest.fail(f"{' '.join(cmd[:3])} did not finish within {timeout:.0f} s\n--- stdout\n{(out or '')[-3000:]}"
+                    f"\n--- stderr (thread stacks on SIGUSR1)\n{(err or '')[-8000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+

@@ -7,11 +7,11 @@ whole chain: /predict_pose on the camera's frame -> /manipulate (AIA on the FR3 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 MANIPLLM = Path(sys.executable).parent / "manipllm"
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def test_demo_runs_end_to_end_and_reports_honestly(tmp_path, node_env):
     cmd = [str(MANIPLLM), "demo", "--samples", "6", "--steps", "2", "--val-samples", "1", "--episodes", "2",
            "--system-episodes", "1", "--out", str(out), "--checkpoint", str(tmp_path / "ckpt"),
            "--categories", "microwave", "cabinet_drawer"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=tmp_path, env=node_env)
+    res = run_cli(cmd, timeout=1200, cwd=tmp_path, env=node_env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     rows = json.loads((out / "episodes.json").read_text())
     assert [r["arm"] for r in rows] == ["fast arm", "fast arm", "FR3/franky-sim"]
@@ -54,7 +54,7 @@ def test_demo_system_episode_opens_with_the_fr3(tmp_path, node_env):
     out = tmp_path / "demo"
     cmd = [str(MANIPLLM), "demo", "--episodes", "0", "--system-episodes", "1", "--out", str(out),
            "--categories", "storage_cabinet_door"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path, env=node_env)
+    res = run_cli(cmd, timeout=900, cwd=tmp_path, env=node_env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     (row,) = json.loads((out / "episodes.json").read_text())
     assert row["arm"] == "FR3/franky-sim" and row["pixel"] != "-", row
@@ -70,7 +70,7 @@ def test_demo_system_episode_that_cannot_start_is_a_failure_row(tmp_path, node_e
     out = tmp_path / "demo"
     cmd = [str(MANIPLLM), "demo", "--episodes", "0", "--system-episodes", "1", "--out", str(out),
            "--system-categories", "teapot"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=node_env)
+    res = run_cli(cmd, timeout=300, cwd=tmp_path, env=node_env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     (row,) = json.loads((out / "episodes.json").read_text())
     assert not row["success"] and row["note"].startswith("system error: franky_sim exited with code 2"), row
@@ -83,7 +83,7 @@ def test_demo_system_episode_that_times_out_stops_its_processes(tmp_path, node_e
     out = tmp_path / "demo"
     cmd = [str(MANIPLLM), "demo", "--episodes", "0", "--system-episodes", "1", "--out", str(out),
            "--system-timeout", "0.5"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=node_env)
+    res = run_cli(cmd, timeout=300, cwd=tmp_path, env=node_env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     (row,) = json.loads((out / "episodes.json").read_text())
     assert not row["success"] and row["note"].startswith("system error: franky_sim not ready after"), row

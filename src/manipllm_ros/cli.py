@@ -7,8 +7,10 @@ environment (`rosenv.ensure_ros_env`), which the node processes it starts then i
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -68,8 +70,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from manipllm_ros.rosenv import ensure_ros_env
 
         ensure_ros_env()
+        # `kill -USR1 <pid>` prints every thread's stack to stderr: how a stuck run says where it is stuck.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    code = int(args.func(args) or 0)
+    client = sys.modules.get("manipllm_ros.nodes.client")
+    if client is not None and client.stuck_teardowns and argv is None:  # never hang at exit on a stuck DDS
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

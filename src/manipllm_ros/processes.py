@@ -1,7 +1,9 @@
 """Start node processes, watch them, forward signals and shut them all down cleanly (bringup, demo).
 
 Each child runs in its own process group with the ROS environment of this process; its output goes to a log
-file (a chatty child can never block on a full pipe) and is echoed with a name prefix when asked.
+file (a chatty child can never block on a full pipe) and is echoed with a name prefix when asked. A child dies
+with the process that started it (Linux parent-death signal), so a killed demo, bringup or test never leaves
+nodes behind that keep the CPU busy; and Fast DDS files of killed processes are cleaned (manipllm_ros.dds_shm).
 """
 
 from __future__ import annotations
@@ -14,7 +16,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from manipllm_ros.dds_shm import clean_zombie_shm
 from manipllm_ros.rosenv import ros_env
+
+PR_SET_PDEATHSIG = 1
+try:  # resolved here, in the parent: a preexec_fn must not import or load libraries after fork()
+    import ctypes
+
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: children are still stopped by stop() / the context manager
+    _prctl = None
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` for a child that must not outlive its parent: SIGKILL when the thread that started it exits
+    (so start children from a thread that lives as long as they should: the main thread here)."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ProcessError(RuntimeError):
@@ -54,12 +72,13 @@ class ProcessGroup:
         self.echo = echo
         self.children: list[Child] = []
         self._stop = threading.Event()
+        clean_zombie_shm()  # a DDS port left by a killed process can hang the nodes started next
 
     def start(self, name: str, args: list[str]) -> Child:
         child = Child(name, args, self.log_dir / f"{name}.log")
         child._fh = open(child.log_path, "wb")
         child.popen = subprocess.Popen(args, env=self.env, stdout=child._fh, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+                                       start_new_session=True, preexec_fn=die_with_parent)
         self.children.append(child)
         if self.echo:
             threading.Thread(target=self._echo, args=(child,), daemon=True).start()
@@ -111,6 +130,8 @@ class ProcessGroup:
             if child._fh:
                 child._fh.close()
         self._stop.set()
+        if any(code < 0 for code in codes.values()):  # killed: it could not remove its DDS files itself
+            clean_zombie_shm()
         return codes
 
     def __enter__(self) -> ProcessGroup:

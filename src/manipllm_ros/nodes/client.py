@@ -33,6 +33,12 @@ def predict_request(rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruc
 
 
 
+TEARDOWN_TIMEOUT_S = 20.0
+# Client teardowns that did not finish: their thread may hold DDS locks that the interpreter's own exit would
+# wait on, so `manipllm` ends such a process with os._exit once its work is written (see cli.main).
+stuck_teardowns: list[str] = []
+
+
 def _client_node(name: str):
     """A node in its own rclpy context with a single-threaded executor: clients never share the global one."""
     import rclpy
@@ -45,6 +51,45 @@ def _client_node(name: str):
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     return context, node, executor
+
+
+def _close_client_node(context, node, executor, *entities, timeout: float = TEARDOWN_TIMEOUT_S) -> bool:
+    """Destroy the client's entities and node and shut its context down, bounded by `timeout`.
+
+    DDS teardown talks to the other participants; it must never keep the demo from stopping the node processes
+    (the caller stops them next either way). Returns False, with a warning, when it did not finish in time.
+    """
+    import threading
+
+    import rclpy
+
+    def close() -> None:
+        for entity in entities:
+            entity.destroy()
+        executor.shutdown(timeout_sec=5.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _collect(close, errors), name="client_teardown", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        print(f"warning: the DDS client's teardown did not finish within {timeout:.0f} s; going on without it",
+              file=sys.stderr, flush=True)
+        stuck_teardowns.append(node.get_name())
+        return False
+    if errors:
+        raise errors[0]
+    return True
+
+
+def _collect(fn, errors: list[BaseException]) -> None:
+    try:
+        fn()
+    except BaseException as exc:  # re-raised in the caller's thread
+        errors.append(exc)
+
 
 class PoseServiceClient:
     """Starts pose_service_node (own process, own log) and talks to it from this process over DDS."""
@@ -74,11 +119,8 @@ class PoseServiceClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import rclpy
-
         try:
-            self.node.destroy_node()
-            rclpy.shutdown(context=self.context)
+            _close_client_node(self.context, self.node, self.executor)
         finally:
             self.group.stop()
 
@@ -135,13 +177,7 @@ class SystemClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import rclpy
-
-        try:
-            self._manipulate.destroy()
-            self.node.destroy_node()
-        finally:
-            rclpy.shutdown(context=self.context)
+        _close_client_node(self.context, self.node, self.executor, self._manipulate)
 
     def camera_frame(self, timeout: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
         """One colour image (RGB) and its intrinsics K from the camera node's topics."""

@@ -1,0 +1,100 @@
+"""Process hygiene of the demo, bringup and the tests: node processes die with the process that started them, and
+the Fast DDS shared-memory files of a killed node are cleaned while those of living nodes are left alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Process
+
+from manipllm_ros.dds_shm import SHM_DIR, clean_zombie_shm
+
+pytestmark = pytest.mark.ros
+
+# A minimal rclpy node with a publisher: enough for Fast DDS to open its shared-memory port and segment.
+NODE = textwrap.dedent("""
+    import rclpy
+    from std_msgs.msg import String
+    rclpy.init()
+    node = rclpy.create_node("shm_probe")
+    node.create_publisher(String, "shm_probe", 10)
+    print("UP", flush=True)
+    rclpy.spin(node)
+""")
+
+
+def _fastdds_files() -> set[str]:
+    return {n for n in os.listdir(SHM_DIR) if n.startswith(("fastdds_", "sem.fastdds_"))}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie is dead, only not yet reaped
+        return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not SHM_DIR.is_dir(), reason="no /dev/shm")
+def test_clean_removes_a_killed_nodes_dds_files_and_keeps_a_living_ones(node_env, tmp_path):
+    clean_zombie_shm()
+    before = _fastdds_files()
+    living = Process([sys.executable, "-c", NODE], node_env, tmp_path / "living.log")
+    killed = None
+    try:
+        living.wait_for("UP", 60)
+        time.sleep(1.0)  # discovery has opened what it opens
+        with_living = _fastdds_files()
+        killed = Process([sys.executable, "-c", NODE], node_env, tmp_path / "killed.log")
+        killed.wait_for("UP", 60)
+        both = _fastdds_files()
+        assert both - with_living, "the second node opened no shared-memory files (Fast DDS SHM transport off?)"
+        os.killpg(killed.popen.pid, signal.SIGKILL)
+        killed.popen.wait()
+        left = _fastdds_files() - with_living
+        assert any(n.startswith("fastdds_port") for n in left), left  # what a SIGKILL leaves behind
+
+        assert clean_zombie_shm() >= 1
+        after = _fastdds_files()
+        assert not (after & left), f"zombie files still there: {sorted(after & left)}"
+        assert (with_living - before) <= after, "a living node's files were removed"
+    finally:
+        living.stop()
+        if killed is not None:
+            killed.stop()
+
+
+def test_node_processes_die_with_the_process_that_started_them(tmp_path):
+    """A demo or test killed with SIGKILL leaves no node process behind (parent-death signal)."""
+    starter = textwrap.dedent(f"""
+        import sys, time
+        from manipllm_ros.processes import ProcessGroup
+        group = ProcessGroup({str(tmp_path / 'logs')!r}, env=dict(__import__('os').environ))
+        child = group.start("sleeper", [sys.executable, "-c", "import time; time.sleep(300)"])
+        print(child.popen.pid, flush=True)
+        time.sleep(300)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    try:
+        child_pid = int(parent.stdout.readline())
+        assert _pid_alive(child_pid)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _pid_alive(child_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _pid_alive(child_pid), "the node process outlived the killed process that started it"
+    finally:
+        parent.kill()
+        parent.wait()
+        if _pid_alive(child_pid):
+            os.kill(child_pid, signal.SIGKILL)
