@@ -7,7 +7,11 @@ whole chain: /predict_pose on the camera's frame -> /manipulate (AIA on the FR3 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +92,42 @@ def test_demo_system_episode_that_times_out_stops_its_processes(tmp_path, node_e
     (row,) = json.loads((out / "episodes.json").read_text())
     assert not row["success"] and row["note"].startswith("system error: franky_sim not ready after"), row
     assert "system stopped: {'franky_sim'" in res.stdout
+
+
+def _kill_franka_node_mid_episode(out: Path, killed: list[int], deadline_s: float = 600.0) -> None:
+    """Once the pose service has answered (the demo sends /manipulate right after), SIGKILL this demo's franka_node."""
+    logs = out / "system" / "episode_00"
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        pose_log = logs / "pose_service.log"
+        if pose_log.is_file() and "prediction 1:" in pose_log.read_text(errors="replace"):
+            time.sleep(3.0)  # the approach is under way
+            for proc in Path("/proc").glob("[0-9]*"):
+                try:
+                    cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+                except OSError:
+                    continue
+                if "manipllm_ros.nodes.franka_node" in cmd and str(logs) in cmd:
+                    os.kill(int(proc.name), signal.SIGKILL)
+                    killed.append(int(proc.name))
+                    return
+            return
+        time.sleep(0.2)
+
+
+def test_demo_system_episode_whose_node_dies_mid_episode_is_a_failure_row(tmp_path, node_env):
+    """franka_node killed during /manipulate: the episode is a failure row naming it, the rest is stopped, no hang."""
+    out = tmp_path / "demo"
+    cmd = [str(MANIPLLM), "demo", "--episodes", "0", "--system-episodes", "1", "--out", str(out),
+           "--categories", "storage_cabinet_door"]
+    killed: list[int] = []
+    watcher = threading.Thread(target=_kill_franka_node_mid_episode, args=(out, killed), daemon=True)
+    watcher.start()
+    res = run_cli(cmd, timeout=900, cwd=tmp_path, env=node_env)
+    watcher.join(5)
+    assert killed, "franka_node was never found to kill"
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (row,) = json.loads((out / "episodes.json").read_text())
+    assert not row["success"] and row["note"] == "system error: franka died (code -9)", row
+    assert "'franka': -9" in res.stdout and "'pose_service': 0" in res.stdout and "'camera': 0" in res.stdout
+    assert (out / row["image"]).is_file()

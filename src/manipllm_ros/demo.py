@@ -275,7 +275,7 @@ def run_system_episode(args: argparse.Namespace, model_dir: Path, i: int, catego
             finally:
                 scene.close()
     except Exception as exc:  # a process that did not start or died, a timeout, a refused goal
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = str(exc).strip().splitlines()[0].rstrip(":") if str(exc).strip() else type(exc).__name__
         print(f"[demo] system episode {i} failed: {exc}", flush=True)
         row.success, row.note = False, f"system error: {first}"[:80]
     finally:
