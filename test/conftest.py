@@ -135,4 +135,3 @@ def run_cli(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess
         pytest.fail(f"{' '.join(cmd[:3])} did not finish within {timeout:.0f} s\n--- stdout\n{(out or '')[-3000:]}"
                     f"\n--- stderr (thread stacks on SIGUSR1)\n{(err or '')[-8000:]}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-

@@ -32,7 +32,6 @@ def predict_request(rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, instruc
     return req
 
 
-
 TEARDOWN_TIMEOUT_S = 20.0
 # Client teardowns that did not finish: their thread may hold DDS locks that the interpreter's own exit would
 # wait on, so `manipllm` ends such a process with os._exit once its work is written (see cli.main).
