@@ -185,7 +185,8 @@ def test_node_refuses_bad_source(spawn, args, message):
 @pytest.mark.slow
 def test_stopped_camera_makes_predict_pose_answer_no_recent_image(spawn, rclpy_context, recording, tmp_path):
     """The fault path end to end: pose service fed by the camera node; the camera stops; /predict_pose answers
-    'no recent image' at once instead of waiting for a frame."""
+    'no recent image' once no frame has come for frame_timeout_s, instead of waiting on (the node waits at most
+    that long for a first frame, so a request right after bring-up does not fail)."""
     from std_srvs.srv import SetBool
 
     from manipllm.srv import PredictPose
@@ -235,7 +236,7 @@ def test_stopped_camera_makes_predict_pose_answer_no_recent_image(spawn, rclpy_c
         t0 = time.monotonic()
         res = call(predict, req, timeout=10)
         assert not res.success and res.error.startswith("no recent image"), res.error
-        assert time.monotonic() - t0 < 5.0, "the answer must come at once, not after waiting for a frame"
+        assert time.monotonic() - t0 < 5.0, "the answer must come within frame_timeout_s, not after waiting on"
     finally:
         node.destroy_node()
 

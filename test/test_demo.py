@@ -125,7 +125,7 @@ def test_demo_system_episode_whose_node_dies_mid_episode_is_a_failure_row(tmp_pa
     watcher.start()
     res = run_cli(cmd, timeout=900, cwd=tmp_path, env=node_env)
     watcher.join(5)
-    assert killed, "franka_node was never found to kill"
+    assert killed, "franka_node was never found to kill: " + res.stdout[-2000:]
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     (row,) = json.loads((out / "episodes.json").read_text())
     assert not row["success"] and row["note"] == "system error: franka died (code -9)", row

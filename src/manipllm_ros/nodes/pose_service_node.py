@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+import time
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -150,6 +151,17 @@ class PoseServiceNode(LifecycleNode):
         return RGBDFrame(rgb_from_msg(rgb), depth_from_msg(depth), K_from_camera_info(info),
                          stamp_seconds(rgb.header.stamp), rgb.header.frame_id or self.cfg.frames.camera_frame)
 
+    def _wait_for_frame(self) -> RGBDFrame | None:
+        """A fresh camera frame, waiting up to frame_timeout_s for one: a request right after bring-up, before the
+        first frame has come over DDS, must not fail (the camera subscriptions run in their own callback group)."""
+        assert self.cfg is not None
+        deadline = time.monotonic() + self.cfg.pose_service.frame_timeout_s
+        while True:
+            frame = self._latest_frame()
+            if frame is not None or time.monotonic() >= deadline:
+                return frame
+            time.sleep(0.02)
+
     # -- service --------------------------------------------------------------------------------------------
     def _on_predict(self, req: PredictPose.Request, res: PredictPose.Response) -> PredictPose.Response:
         service = self.service
@@ -162,7 +174,7 @@ class PoseServiceNode(LifecycleNode):
                                   K_from_camera_info(req.camera_info), stamp_seconds(req.rgb.header.stamp),
                                   req.rgb.header.frame_id or self.cfg.frames.camera_frame)
             else:
-                frame = self._latest_frame()
+                frame = self._wait_for_frame()
         except InputError as exc:
             res.success, res.error = False, f"bad request: {exc}"
             return res
