@@ -5,6 +5,13 @@ Metrics per split: parse rate; contact pixel error (px, 640x480 image); up / for
 "on movable part" = the predicted pixel's nearest labelled affordance point (the dataset's <= 20 points with
 affordance > 0.8 on the movable part and <= 20 with < 0.2 elsewhere on the object) is a positive one and lies
 within 20 px. This is a proxy: the dataset stores no part masks. Unparseable answers count as misses.
+Two measures that ask "does the model look at the image" (benchmarks/model_small_sim.md: the first small
+model did not): "part centre err" = distance to the mean of the sample's positive affordance points, a target
+free of the contact label's noise (data collection draws the contact uniformly over the part); "within-cat
+corr" = correlation between predicted and true part centre after removing each category's mean (x and y
+pooled), 0 for a model that predicts one pixel per category, 1 for one that tracks the part exactly. The
+"category mean pose" baseline predicts the training set's mean per category (overall mean for categories not
+in training): the prior a model learns without looking.
 Modes: cot / direct, each also with the pose turn constrained to the answer grammar ("-grammar").
 Baselines: "mean" predicts the training set's mean contact pixel and mean directions; "random point on object"
 picks one of the sample's labelled points uniformly (the random-pixel-on-object baseline, restricted to the
@@ -39,17 +46,47 @@ def on_part(uv, s) -> bool:
     return bool(pts[i][1] and d[i] <= ON_PART_RADIUS)
 
 
+def centre(s) -> np.ndarray:
+    pts = s.get("aff_pos_uv") or []
+    return np.mean(pts, 0) if pts else np.asarray(s["contact_uv"], float)
+
+
+def within_category_corr(rows: list[dict]) -> float:
+    """Pooled correlation of predicted vs true part centre after subtracting per-category means (x, y pooled)."""
+    ok = [r for r in rows if r["parsed"]]
+    by: dict[str, list[dict]] = {}
+    for r in ok:
+        by.setdefault(r["cat"], []).append(r)
+    p, t = [], []
+    for rs in by.values():
+        if len(rs) < 2:
+            continue
+        pu = np.array([r["uv"] for r in rs], float)
+        tu = np.array([r["centre"] for r in rs], float)
+        p.append((pu - pu.mean(0)).ravel())
+        t.append((tu - tu.mean(0)).ravel())
+    if not p:
+        return float("nan")
+    p_all, t_all = np.concatenate(p), np.concatenate(t)
+    den = np.linalg.norm(p_all) * np.linalg.norm(t_all)
+    return float(p_all @ t_all / den) if den > 0 else 0.0
+
+
 def summarize(rows: list[dict]) -> dict:
     ok = [r for r in rows if r["parsed"]]
     f = lambda k: float(np.mean([r[k] for r in ok])) if ok else float("nan")  # noqa: E731
     med = lambda k: float(np.median([r[k] for r in ok])) if ok else float("nan")  # noqa: E731
     return {"n": len(rows), "parse_rate": len(ok) / max(len(rows), 1), "pixel_err_mean": f("pix"),
-            "pixel_err_median": med("pix"), "up_err_deg": f("up"), "forward_err_deg": f("fw"),
+            "pixel_err_median": med("pix"), "centre_err_median": med("cen"),
+            "within_cat_corr": within_category_corr(rows), "up_err_deg": f("up"), "forward_err_deg": f("fw"),
             "on_movable_part": float(np.mean([r["on_part"] for r in rows])) if rows else float("nan")}  # fmt: skip
 
 
 def row(uv, up, fw, s) -> dict:
+    c = centre(s)
     return {"parsed": True, "pix": float(np.hypot(uv[0] - s["contact_uv"][0], uv[1] - s["contact_uv"][1])),
+            "cen": float(np.hypot(uv[0] - c[0], uv[1] - c[1])), "uv": [float(uv[0]), float(uv[1])],
+            "centre": [float(c[0]), float(c[1])], "cat": s["category"],
             "up": angle_between(up, s["up_cam"]), "fw": angle_between(fw, s["forward_cam"]), "on_part": on_part(uv, s)}
 
 
@@ -73,6 +110,11 @@ def main() -> None:
     mean_uv = np.mean([s["contact_uv"] for s in train], 0)
     mean_up = np.mean([s["up_cam"] for s in train], 0)
     mean_fw = np.mean([s["forward_cam"] for s in train], 0)
+    by_cat: dict[str, list[dict]] = {}
+    for s in train:
+        by_cat.setdefault(s["category"], []).append(s)
+    cat_mean = {c: tuple(np.mean([s[k] for s in ss], 0) for k in ("contact_uv", "up_cam", "forward_cam"))
+                for c, ss in by_cat.items()}  # fmt: skip
     rng = random.Random(0)
     results = {}
     for split in a.splits:
@@ -83,6 +125,9 @@ def main() -> None:
                 break
         res = {}
         res["baseline: mean pose"] = summarize([row(mean_uv, mean_up, mean_fw, s) for s in samples])
+        res["baseline: category mean pose"] = summarize(
+            [row(*cat_mean.get(s["category"], (mean_uv, mean_up, mean_fw)), s) for s in samples]
+        )
         rnd = []
         for s in samples:
             pts = (s.get("aff_pos_uv") or []) + (s.get("aff_neg_uv") or [])
@@ -101,7 +146,7 @@ def main() -> None:
                     if isinstance(r, Prediction):
                         rows.append(row(r.pixel, r.up, r.forward, s))
                     else:
-                        rows.append({"parsed": False, "on_part": False})
+                        rows.append({"parsed": False, "on_part": False, "cat": s["category"]})
             res[f"model ({mode})"] = summarize(rows) | {"seconds": time.perf_counter() - t0}
         results[split] = res
     lines = [f"# Model evaluation: `{a.checkpoint}` on `{a.data}`", "",
@@ -112,10 +157,12 @@ def main() -> None:
              ""]  # fmt: skip
     for split, res in results.items():
         lines += [f"## {split}", "", "| predictor | n | parse rate | pixel err mean (px) | pixel err median (px) | "
-                  "up err (deg) | forward err (deg) | on movable part |", "|---|---|---|---|---|---|---|---|"]
+                  "part centre err median (px) | within-cat corr | up err (deg) | forward err (deg) | on movable part |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for name, m in res.items():
             lines.append(f"| {name} | {m['n']} | {m['parse_rate']:.2f} | {m['pixel_err_mean']:.1f} | "
-                         f"{m['pixel_err_median']:.1f} | {m['up_err_deg']:.1f} | {m['forward_err_deg']:.1f} | "
+                         f"{m['pixel_err_median']:.1f} | {m['centre_err_median']:.1f} | "
+                         f"{m['within_cat_corr']:.2f} | {m['up_err_deg']:.1f} | {m['forward_err_deg']:.1f} | "
                          f"{m['on_movable_part']:.2f} |")  # fmt: skip
         lines.append("")
     text = "\n".join(lines)

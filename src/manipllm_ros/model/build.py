@@ -31,6 +31,7 @@ from manipllm_ros.model.processor import ManipProcessor
 from manipllm_ros.model.tokenizer import (
     IM_END, IMAGE_PAD, PAD, VIDEO_PAD, VISION_END, VISION_START, build_tiny_tokenizer,
 )  # fmt: skip
+from manipllm_ros.model.vision_position import add_vision_position
 
 ADAPTER_FILE = "adapters.safetensors"
 ADAPTER_META = "adapters.json"
@@ -167,6 +168,7 @@ class AdaptedVLM:
         self.cfg = cfg
         self.processor = processor
         self.base_source = base_source  # None = tiny base built from cfg
+        self.vision_position = add_vision_position(model, cfg.vision_abs_pos)
         with warnings.catch_warnings():  # peft probes a deprecated transformers attribute
             warnings.simplefilter("ignore", FutureWarning)
             with torch.random.fork_rng(devices=[]):

@@ -79,6 +79,12 @@ class ModelConfig(BaseModel):
     lora: LoraConfigModel = Field(default_factory=LoraConfigModel, description="Adapters.")
     image_width: int = Field(112, description="Width the model sees (multiple of 28); 4:3 like the camera.")
     image_height: int = Field(84, description="Height the model sees (multiple of 28).")
+    vision_abs_pos: float = Field(
+        0.0, ge=0, description="Amplitude of fixed 2D sinusoidal position features added to the vision patch "
+        "embeddings (model/vision_position.py). Qwen2.5-VL positions image tokens by rotary embeddings only, so a "
+        "random-init base trained on little data cannot tell where a part is; 0 (stock Qwen2.5-VL) for a "
+        "pretrained checkpoint.",
+    )
     dtype: Literal["float32", "bfloat16", "auto"] = Field(
         "auto", description="auto = bfloat16 on CUDA, float32 on CPU (CPU bf16 matmuls are slow)."
     )
