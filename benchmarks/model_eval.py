@@ -51,25 +51,28 @@ def centre(s) -> np.ndarray:
     return np.mean(pts, 0) if pts else np.asarray(s["contact_uv"], float)
 
 
-def within_category_corr(rows: list[dict]) -> float:
-    """Pooled correlation of predicted vs true part centre after subtracting per-category means (x, y pooled)."""
-    ok = [r for r in rows if r["parsed"]]
-    by: dict[str, list[dict]] = {}
-    for r in ok:
-        by.setdefault(r["cat"], []).append(r)
+def corr_within(pred: np.ndarray, true: np.ndarray, cats: list[str]) -> float:
+    """Pooled correlation of predicted vs true (N, 2) points after subtracting per-category means (x, y pooled)."""
     p, t = [], []
-    for rs in by.values():
-        if len(rs) < 2:
+    for c in set(cats):
+        idx = [i for i, k in enumerate(cats) if k == c]
+        if len(idx) < 2:
             continue
-        pu = np.array([r["uv"] for r in rs], float)
-        tu = np.array([r["centre"] for r in rs], float)
-        p.append((pu - pu.mean(0)).ravel())
-        t.append((tu - tu.mean(0)).ravel())
+        p.append((pred[idx] - pred[idx].mean(0)).ravel())
+        t.append((true[idx] - true[idx].mean(0)).ravel())
     if not p:
         return float("nan")
-    p_all, t_all = np.concatenate(p), np.concatenate(t)
-    den = np.linalg.norm(p_all) * np.linalg.norm(t_all)
-    return float(p_all @ t_all / den) if den > 0 else 0.0
+    pa, ta = np.concatenate(p), np.concatenate(t)
+    den = np.linalg.norm(pa) * np.linalg.norm(ta)
+    return float(pa @ ta / den) if den > 0 else 0.0
+
+
+def within_category_corr(rows: list[dict]) -> float:
+    ok = [r for r in rows if r["parsed"]]
+    if not ok:
+        return float("nan")
+    return corr_within(np.array([r["uv"] for r in ok], float), np.array([r["centre"] for r in ok], float),
+                       [r["cat"] for r in ok])  # fmt: skip
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -24,24 +24,7 @@ import torch
 from manipllm_ros.model.build import AdaptedVLM
 from manipllm_ros.sim.dataset import iter_samples
 from manipllm_ros.training.config import preset
-
-
-def centre(s) -> np.ndarray:
-    pts = s.get("aff_pos_uv") or []
-    return np.mean(pts, 0) if pts else np.asarray(s["contact_uv"], float)
-
-
-def within_category_corr(pred: np.ndarray, true: np.ndarray, cats: list[str]) -> float:
-    p, t = [], []
-    for c in set(cats):
-        idx = [i for i, k in enumerate(cats) if k == c]
-        if len(idx) < 2:
-            continue
-        p.append((pred[idx] - pred[idx].mean(0)).ravel())
-        t.append((true[idx] - true[idx].mean(0)).ravel())
-    pa, ta = np.concatenate(p), np.concatenate(t)
-    den = np.linalg.norm(pa) * np.linalg.norm(ta)
-    return float(pa @ ta / den) if den > 0 else 0.0
+from model_eval import centre, corr_within  # benchmarks/model_eval.py, beside this script
 
 
 def ridge(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, lam: float) -> np.ndarray:
@@ -61,7 +44,7 @@ def fit_and_score(xtr, ytr, xva, yva, xte, yte, cats_te) -> dict:
             best = (err, lam)
     pred = ridge(np.concatenate([xtr, xva]), np.concatenate([ytr, yva]), xte, best[1])
     return {"centre_err_median": float(np.median(np.linalg.norm(pred - yte, axis=1))),
-            "within_cat_corr": within_category_corr(pred, yte, cats_te), "lambda": best[1]}  # fmt: skip
+            "within_cat_corr": corr_within(pred, yte, cats_te), "lambda": best[1]}  # fmt: skip
 
 
 @torch.no_grad()
