@@ -200,23 +200,6 @@ def system_config(args: argparse.Namespace, model_dir: Path, category: str, seed
     return path
 
 
-FIRST_FRAME_WAIT_S = 20.0
-
-
-def _predict_once_the_service_sees_the_camera(client, instruction: str):
-    """/predict_pose on the camera's frame; while the service has not yet received one (discovery of the camera
-    topics can lag the service's own readiness on a loaded machine), ask again for up to FIRST_FRAME_WAIT_S."""
-    from manipllm.srv import PredictPose
-
-    deadline = time.monotonic() + FIRST_FRAME_WAIT_S
-    while True:
-        res, _ = client.predict(PredictPose.Request(instruction=instruction, chain_of_thought=True))
-        if res.success or not res.error.startswith("no recent image") or time.monotonic() > deadline:
-            return res
-        print("[demo]   the pose service has no camera frame yet; asking again", flush=True)
-        time.sleep(0.5)
-
-
 def _tta_version(group, prediction_id: int, version: int, timeout: float = 60.0) -> tuple[int, str]:
     """The adapter version after the pose service's TTA step on `prediction_id` (from its log), and a note."""
     pose = next(c for c in group.children if c.name == "pose_service")
@@ -262,7 +245,7 @@ def run_system_episode(args: argparse.Namespace, model_dir: Path, i: int, catego
             scene = SceneClient(system.robot_ip)
             try:
                 q0 = scene.joint()
-                res = _predict_once_the_service_sees_the_camera(client, instruction)
+                res = client.predict_on_camera(instruction)
                 row.latency_ms, row.adapter_version = res.latency.total_ms, res.adapter_version
                 if not res.success:
                     row.note = res.error[:60]

@@ -201,6 +201,20 @@ class SystemClient:
         """(PredictPose.Response, round-trip ms)."""
         return _call(self.executor, self.group, self._predict, request, timeout)
 
+    def predict_on_camera(self, instruction: str, chain_of_thought: bool = True, first_frame_wait_s: float = 20.0):
+        """/predict_pose on the camera's latest frame. On a freshly started system the service can be up before the
+        camera topics' discovery has delivered it a frame; while it answers "no recent image", ask again for up to
+        first_frame_wait_s. Returns the PredictPose.Response."""
+        from manipllm.srv import PredictPose
+
+        deadline = time.monotonic() + first_frame_wait_s
+        while True:
+            res, _ = self.predict(PredictPose.Request(instruction=instruction, chain_of_thought=chain_of_thought))
+            if res.success or not res.error.startswith("no recent image") or time.monotonic() > deadline:
+                return res
+            print("[client] the pose service has no camera frame yet; asking again", flush=True)
+            time.sleep(0.5)
+
     def manipulate(self, goal, on_feedback=None, timeout: float = 600.0):
         """Send a /manipulate goal, wait for its result; returns the ManipulationOutcome."""
         if not self._manipulate.wait_for_server(timeout_sec=60):
