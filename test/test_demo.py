@@ -130,4 +130,8 @@ def test_demo_system_episode_whose_node_dies_mid_episode_is_a_failure_row(tmp_pa
     (row,) = json.loads((out / "episodes.json").read_text())
     assert not row["success"] and row["note"] == "system error: franka died (code -9)", row
     assert "'franka': -9" in res.stdout and "'pose_service': 0" in res.stdout and "'camera': 0" in res.stdout
+    # The killed node's open-episode journal stays with this system's logs, not in a per-user file that the next
+    # system's franka_node would read and report to a pose service whose prediction ids start again at 1.
+    journal = out / "system" / "episode_00" / "franka_episode.json"
+    assert json.loads(journal.read_text())["prediction_id"] == 1
     assert (out / row["image"]).is_file()

@@ -96,8 +96,11 @@ def start_system(config_path: str | Path, group: ProcessGroup) -> System:
         group.wait_for(pose, "active: /predict_pose is serving", b.startup_timeout_s)
     if b.franka:
         effector = "franky_sim_suction" if b.franky_sim else "suction_command"
+        # The episode journal lives with this system's logs: a simulated system starts with fresh prediction ids,
+        # so an episode left open by an earlier, killed system must not be reported to this one's TTA.
+        journal = (group.log_dir / "franka_episode.json").resolve()
         franka = group.start("franka", _node("franka_node", config, f"robot_ip:={robot_ip}",
-                                             f"end_effector:={effector}"))
+                                             f"end_effector:={effector}", f"journal:={journal}"))
         group.wait_for(franka, "ready: /manipulate", b.startup_timeout_s)
     return System(group, config, robot_ip)
 
