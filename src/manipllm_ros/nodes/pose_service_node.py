@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
@@ -182,8 +183,14 @@ class PoseServiceNode(LifecycleNode):
         fill_predict_response(res, result, frame, self.cfg.frames)
         if result.success:
             self._publish_visuals(res)
+            def r3(a) -> list[float]:
+                return np.round(np.asarray(a, float), 3).tolist()
+
+            base = f", contact {r3(result.contact_base[0])} in base" if result.contact_base is not None else ""
             self.get_logger().info(f"prediction {result.prediction_id}: pixel ({result.u}, {result.v}), "
-                                   f"category '{result.category}', {result.latency_ms.get('total_ms', 0):.0f} ms")
+                                   f"point {r3(result.point)}, up {r3(result.up)}, forward {r3(result.forward)} "
+                                   f"(camera){base}, category '{result.category}', "
+                                   f"{result.latency_ms.get('total_ms', 0):.0f} ms")
         else:
             self.get_logger().warning(f"request failed: {result.error}")
         return res
