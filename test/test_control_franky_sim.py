@@ -165,3 +165,42 @@ def test_two_franky_sims_run_side_by_side_without_colliding():
         for arm in arms:
             arm.disconnect()
     assert a.proc is None and b.proc is None
+
+
+class _RecordingFrankyArm(FrankyArm):
+    """The real FrankyArm, noting where each position move was sent."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.targets: list[np.ndarray] = []
+
+    def move_to(self, pose, **kw):
+        self.targets.append(np.asarray(pose.position, float).copy())
+        return super().move_to(pose, **kw)
+
+
+def test_approach_stops_short_of_the_surface_and_the_press_seals():
+    """Position control ends contact_gap before the surface; the compliant press closes the gap and the cup seals.
+    (franky-sim seals within 2 cm, so the seal alone would not show the gap closed: the TCP's place does.)"""
+    spec = ObjectSpec(kind="door")
+    with FrankySimProcess(spec) as sim:
+        scene = SceneClient(sim.hostname)
+        cfg = FrankyConfig(robot_ip=sim.hostname, relative_dynamics_factor=0.3)
+        arm = _RecordingFrankyArm(cfg, FrankySimSuction(sim.hostname))
+        arm.connect()
+        try:
+            contact = EEPose(spec.contact_point(), spec.contact_rotation())
+            z = contact.rotation[:, 2]
+            with pytest.raises(ValueError, match="press_force"):
+                approach_and_attach(arm, contact, press_force=0.0, contact_gap=cfg.contact_gap)
+            assert arm.targets == []  # refused before any motion
+            ok, msg = approach_and_attach(arm, contact, contact_gap=cfg.contact_gap, press_force=cfg.press_force)
+            assert ok, msg
+            assert (cfg.contact_gap, cfg.press_force) == (0.005, 10.0)
+            np.testing.assert_allclose(arm.targets[-1], contact.position - cfg.contact_gap * z, atol=1e-9)
+            along = (np.asarray(scene.call("state")["tcp"]) - contact.position) @ z  # < 0: short of the surface
+            assert -0.002 < along < 0.005, f"the press must bring the cup to the surface, it is {along * 1e3:.1f} mm"
+        finally:
+            arm.stop()
+            arm.disconnect()
+            scene.close()

@@ -89,7 +89,8 @@ class ManipulationResult:
 
 
 def run_manipulation(arm: Arm, contact: EEPose, *, policy: str, aia: AIAConfig, approach_distance: float = 0.08,
-                     push: bool = False, on_move: MoveCallback | None = None,
+                     push: bool = False, contact_gap: float = 0.0, press_force: float = 5.0,
+                     on_move: MoveCallback | None = None,
                      on_phase: Callable[[str], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> ManipulationResult:
     """Never raises for a physical failure: every way the episode ends is a `ManipulationResult`.
@@ -120,7 +121,8 @@ def run_manipulation(arm: Arm, contact: EEPose, *, policy: str, aia: AIAConfig, 
         return ManipulationResult(False, "contact pose is not finite", None, duration_s=time.monotonic() - t0)
     phase("approach")
     try:
-        ok, msg = approach_and_attach(marm, contact, standoff=approach_distance, workspace=aia.workspace)
+        ok, msg = approach_and_attach(marm, contact, standoff=approach_distance, contact_gap=contact_gap,
+                                      press_force=press_force, workspace=aia.workspace)
     except Cancelled as exc:
         return _done(False, str(exc), None, None)
     if not ok:

@@ -280,19 +280,26 @@ def make_policy(name: str, config: AIAConfig | None = None) -> _PullPolicy:
 
 
 def approach_and_attach(arm: Arm, contact: EEPose, *, standoff: float = 0.08, press_force: float = 5.0,
-                        press_time: float = 0.2, workspace=None) -> tuple[bool, str]:
-    """Go `standoff` m before the contact along the approach axis, move in, press lightly, engage.
+                        press_time: float = 0.3, contact_gap: float = 0.0, workspace=None) -> tuple[bool, str]:
+    """Go `standoff` m before the contact along the approach axis, move in to `contact_gap` m short of it, press
+    lightly, engage.
 
-    The light compliant press (`press_force` N along the approach axis) both seats a suction cup and
-    hands the arm over from stiff position control to impedance control, so the seal is not loaded by a
-    position controller still converging onto the surface.
+    On the FR3 (FrankyConfig.contact_gap) position control stops short of the surface because the contact point comes from depth (a few mm of error on
+    a real camera) and a stiff position controller driven onto or into a surface either stalls short of its
+    tolerance or trips a reflex. The light compliant press (`press_force` N along the approach axis, a target
+    press_force/stiffness ahead) closes the gap, seats a suction cup and hands the arm over from position to
+    impedance control, so the seal is not loaded by a position controller still converging onto the surface.
+    With `press_force` 0 nothing closes a gap, so `contact_gap` must be 0 too.
 
     Returns (attached, message). Raises nothing for a physical failure; a bad pose gives (False, reason).
     """
+    if press_force <= 0 and contact_gap > 0:
+        raise ValueError(f"contact_gap={contact_gap} m needs press_force > 0 to close it")
     z = contact.rotation[:, 2]
     pre = EEPose(contact.position - standoff * z, contact.rotation)
+    touch = EEPose(contact.position - contact_gap * z, contact.rotation)
     try:
-        for p in (pre, contact):
+        for p in (pre, touch):
             if workspace is not None and not workspace.contains(p.position):
                 raise WorkspaceError(f"approach target {np.round(p.position, 3).tolist()} outside workspace")
             arm.move_to(p)

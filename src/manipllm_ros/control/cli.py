@@ -81,7 +81,8 @@ def _demo(args) -> int:
             scene = SceneClient(sp.hostname)
             fcfg = cfg.franky.model_copy(update={"robot_ip": sp.hostname})
             with FrankyArm(fcfg, FrankySimSuction(sp.hostname)) as arm:
-                ok, msg = approach_and_attach(arm, EEPose(spec.contact_point(), spec.contact_rotation()))
+                ok, msg = approach_and_attach(arm, EEPose(spec.contact_point(), spec.contact_rotation()),
+                                              contact_gap=fcfg.contact_gap, press_force=fcfg.press_force)
                 if not ok:
                     print(f"attach failed: {msg}", file=sys.stderr)
                     return 1

@@ -142,6 +142,18 @@ class FrankyConfig(BaseModel):
         0.003, gt=0.0, description="move_to waits until the measured pose is this close (m) to the target."
     )
     move_timeout: float = Field(10.0, gt=0.0, description="Seconds a free-space move may take in total.")
+    contact_gap: float = Field(
+        0.005, ge=0.0, le=0.01,
+        description="The approach's position move stops this far (m) short of the contact point and the compliant "
+        "press closes the gap: depth error is absorbed and a stiff position controller is never driven into a "
+        "surface.",
+    )
+    press_force: float = Field(
+        10.0, gt=0.0,
+        description="Force (N) of the approach's compliant press (a target press_force/stiffness ahead: 25 mm at "
+        "400 N/m). Above the ~6 N joint friction at the TCP so it really closes contact_gap (measured in franky-sim: "
+        "5 N left the cup 6 mm short, 10 N reaches the surface).",
+    )
     workspace: WorkspaceBox = Field(default_factory=WorkspaceBox)
 
     @model_validator(mode="after")

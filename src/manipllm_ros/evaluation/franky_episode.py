@@ -68,12 +68,13 @@ def run_episode_franky(spec: EpisodeSpec, proposer: Proposer, pull: str = "aia",
                 p_b, R_b = T[:3, :3] @ p_cam + T[:3, 3], T[:3, :3] @ R_cam
                 q0 = scene.joint()
                 sign = opening_sign(q0, tuple(meta.joint_range))
-                arm = FrankyArm(FrankyConfig(robot_ip=sim.hostname, relative_dynamics_factor=relative_dynamics_factor),
-                                FrankySimSuction(sim.hostname))
+                fcfg = FrankyConfig(robot_ip=sim.hostname, relative_dynamics_factor=relative_dynamics_factor)
+                arm = FrankyArm(fcfg, FrankySimSuction(sim.hostname))
                 try:
                     arm.connect()
                     run = run_manipulation(arm, EEPose(p_b, R_b), policy=pull, aia=AIAConfig(),
-                                           approach_distance=0.08, push=meta.action == "push")
+                                           approach_distance=0.08, push=meta.action == "push",
+                                           contact_gap=fcfg.contact_gap, press_force=fcfg.press_force)
                     out.failure = "" if run.success else run.failure_reason
                 except ArmError as exc:
                     out.failure = f"arm: {exc}"
