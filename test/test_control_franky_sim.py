@@ -194,9 +194,9 @@ def test_approach_stops_short_of_the_surface_and_the_press_seals():
             with pytest.raises(ValueError, match="press_force"):
                 approach_and_attach(arm, contact, press_force=0.0, contact_gap=cfg.contact_gap)
             assert arm.targets == []  # refused before any motion
-            ok, msg = approach_and_attach(arm, contact, contact_gap=cfg.contact_gap, press_force=cfg.press_force)
+            ok, msg = approach_and_attach(arm, contact, **cfg.approach_kwargs())
             assert ok, msg
-            assert (cfg.contact_gap, cfg.press_force) == (0.005, 10.0)
+            assert cfg.approach_kwargs() == {"contact_gap": 0.005, "press_force": 10.0, "press_time": 0.3}
             np.testing.assert_allclose(arm.targets[-1], contact.position - cfg.contact_gap * z, atol=1e-9)
             along = (np.asarray(scene.call("state")["tcp"]) - contact.position) @ z  # < 0: short of the surface
             assert -0.002 < along < 0.005, f"the press must bring the cup to the surface, it is {along * 1e3:.1f} mm"

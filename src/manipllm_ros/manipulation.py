@@ -90,7 +90,7 @@ class ManipulationResult:
 
 def run_manipulation(arm: Arm, contact: EEPose, *, policy: str, aia: AIAConfig, approach_distance: float = 0.08,
                      push: bool = False, contact_gap: float = 0.0, press_force: float = 5.0,
-                     on_move: MoveCallback | None = None,
+                     press_time: float = 0.2, on_move: MoveCallback | None = None,
                      on_phase: Callable[[str], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> ManipulationResult:
     """Never raises for a physical failure: every way the episode ends is a `ManipulationResult`.
@@ -122,7 +122,7 @@ def run_manipulation(arm: Arm, contact: EEPose, *, policy: str, aia: AIAConfig, 
     phase("approach")
     try:
         ok, msg = approach_and_attach(marm, contact, standoff=approach_distance, contact_gap=contact_gap,
-                                      press_force=press_force, workspace=aia.workspace)
+                                      press_force=press_force, press_time=press_time, workspace=aia.workspace)
     except Cancelled as exc:
         return _done(False, str(exc), None, None)
     if not ok:

@@ -280,13 +280,13 @@ def make_policy(name: str, config: AIAConfig | None = None) -> _PullPolicy:
 
 
 def approach_and_attach(arm: Arm, contact: EEPose, *, standoff: float = 0.08, press_force: float = 5.0,
-                        press_time: float = 0.3, contact_gap: float = 0.0, workspace=None) -> tuple[bool, str]:
+                        press_time: float = 0.2, contact_gap: float = 0.0, workspace=None) -> tuple[bool, str]:
     """Go `standoff` m before the contact along the approach axis, move in to `contact_gap` m short of it, press
     lightly, engage.
 
-    On the FR3 (FrankyConfig.contact_gap) position control stops short of the surface because the contact point comes from depth (a few mm of error on
-    a real camera) and a stiff position controller driven onto or into a surface either stalls short of its
-    tolerance or trips a reflex. The light compliant press (`press_force` N along the approach axis, a target
+    On the FR3 (FrankyConfig.approach_kwargs) position control stops short of the surface: the contact point
+    comes from depth (a few mm of error on a real camera), and a stiff position controller driven onto or into a
+    surface either stalls short of its tolerance or trips a reflex. The light compliant press (`press_force` N along the approach axis, a target
     press_force/stiffness ahead) closes the gap, seats a suction cup and hands the arm over from position to
     impedance control, so the seal is not loaded by a position controller still converging onto the surface.
     With `press_force` 0 nothing closes a gap, so `contact_gap` must be 0 too.

@@ -82,7 +82,7 @@ def _demo(args) -> int:
             fcfg = cfg.franky.model_copy(update={"robot_ip": sp.hostname})
             with FrankyArm(fcfg, FrankySimSuction(sp.hostname)) as arm:
                 ok, msg = approach_and_attach(arm, EEPose(spec.contact_point(), spec.contact_rotation()),
-                                              contact_gap=fcfg.contact_gap, press_force=fcfg.press_force)
+                                              **fcfg.approach_kwargs())
                 if not ok:
                     print(f"attach failed: {msg}", file=sys.stderr)
                     return 1

@@ -154,7 +154,15 @@ class FrankyConfig(BaseModel):
         "400 N/m). Above the ~6 N joint friction at the TCP so it really closes contact_gap (measured in franky-sim: "
         "5 N left the cup 6 mm short, 10 N reaches the surface).",
     )
+    press_time: float = Field(
+        0.3, gt=0.0, le=2.0,
+        description="Seconds of that press (0.2 s left the cup up to 2 mm short in franky-sim, 0.3 s reaches it).",
+    )
     workspace: WorkspaceBox = Field(default_factory=WorkspaceBox)
+
+    def approach_kwargs(self) -> dict[str, float]:
+        """The approach settings of approach_and_attach / run_manipulation for this arm."""
+        return {"contact_gap": self.contact_gap, "press_force": self.press_force, "press_time": self.press_time}
 
     @model_validator(mode="after")
     def _lengths(self) -> "FrankyConfig":

@@ -74,7 +74,7 @@ def run_episode_franky(spec: EpisodeSpec, proposer: Proposer, pull: str = "aia",
                     arm.connect()
                     run = run_manipulation(arm, EEPose(p_b, R_b), policy=pull, aia=AIAConfig(),
                                            approach_distance=0.08, push=meta.action == "push",
-                                           contact_gap=fcfg.contact_gap, press_force=fcfg.press_force)
+                                           **fcfg.approach_kwargs())
                     out.failure = "" if run.success else run.failure_reason
                 except ArmError as exc:
                     out.failure = f"arm: {exc}"

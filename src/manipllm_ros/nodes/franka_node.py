@@ -160,7 +160,7 @@ class FrankaNode(Node):
         try:
             run = run_manipulation(self.arm, contact, policy="aia" if goal.use_aia else "straight",
                                    aia=self.aia_cfg, approach_distance=contact_pose.approach_distance or 0.08,
-                                   contact_gap=self.franky_cfg.contact_gap, press_force=self.franky_cfg.press_force,
+                                   **self.franky_cfg.approach_kwargs(),
                                    on_move=on_move, on_phase=on_phase, cancelled=lambda: handle.is_cancel_requested)
         except ArmError as exc:  # run_manipulation reports physical failures itself; this is a backend fault
             self.arm.stop()
