@@ -78,6 +78,19 @@ class PoseResult:
     raw_answer: str = ""
     latency_ms: dict[str, float] = field(default_factory=dict)
 
+    def summary(self) -> str:
+        """One log line with the whole pose, so a failed episode can be traced back to what was predicted."""
+        if not self.success:
+            return f"request failed: {self.error}"
+
+        def r3(a) -> list[float]:
+            return np.round(np.asarray(a, float), 3).tolist()
+
+        base = f", contact {r3(self.contact_base[0])} in base" if self.contact_base is not None else ""
+        return (f"prediction {self.prediction_id}: pixel ({self.u}, {self.v}), point {r3(self.point)}, "
+                f"up {r3(self.up)}, forward {r3(self.forward)} (camera){base}, category '{self.category}', "
+                f"{self.latency_ms.get('total_ms', 0):.0f} ms")
+
 
 @dataclass
 class _Remembered:

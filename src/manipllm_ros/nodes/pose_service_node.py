@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 
-import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
@@ -183,16 +182,9 @@ class PoseServiceNode(LifecycleNode):
         fill_predict_response(res, result, frame, self.cfg.frames)
         if result.success:
             self._publish_visuals(res)
-            def r3(a) -> list[float]:
-                return np.round(np.asarray(a, float), 3).tolist()
-
-            base = f", contact {r3(result.contact_base[0])} in base" if result.contact_base is not None else ""
-            self.get_logger().info(f"prediction {result.prediction_id}: pixel ({result.u}, {result.v}), "
-                                   f"point {r3(result.point)}, up {r3(result.up)}, forward {r3(result.forward)} "
-                                   f"(camera){base}, category '{result.category}', "
-                                   f"{result.latency_ms.get('total_ms', 0):.0f} ms")
+            self.get_logger().info(result.summary())
         else:
-            self.get_logger().warning(f"request failed: {result.error}")
+            self.get_logger().warning(result.summary())
         return res
 
     def _publish_visuals(self, res: PredictPose.Response) -> None:
