@@ -1,40 +1,34 @@
 """/predict_pose: a lifecycle node over `PoseService` (model loaded on activate, freed on deactivate).
 
-The service runs in its own reentrant callback group on a multi-threaded executor, so camera frames keep
-arriving while the model thinks, and a second request is queued or refused by `busy_policy`.
+The service runs in its own reentrant callback group on a multi-threaded executor, so a second request is
+queued or refused by `busy_policy` while the model thinks. Camera frames are not delivered to callbacks: a request
+takes the newest frame from the subscriptions' DDS caches (nodes/camera_tap.py says why).
 """
 
 from __future__ import annotations
 
 import gc
 import sys
-import threading
-import time
 
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from geometry_msgs.msg import PoseStamped
 from rclpy.qos import DurabilityPolicy, QoSProfile
-from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from manipllm.srv import PredictPose
 from manipllm_ros.config import ManipllmConfig, load_config
 from manipllm_ros.images import K_from_camera_info, depth_from_msg, rgb_from_msg
-from manipllm_ros.nodes.convert import fill_predict_response, qos_profile, stamp_seconds, static_camera_transform
+from manipllm_ros.nodes.camera_tap import CameraTap
+from manipllm_ros.nodes.convert import fill_predict_response, stamp_seconds, static_camera_transform
 from manipllm_ros.nodes.markers import prediction_markers
 from manipllm_ros.nodes.spin import run_node
 from manipllm_ros.nodes.tta_node import TTANode
 from manipllm_ros.pose_service import InputError, PoseService, RGBDFrame
 from manipllm_ros.tta import TestTimeAdapter
-
-
-# Colour and aligned depth of one frame carry the same stamp (realsense-ros and our camera node); a pair further
-# apart than this is two frames and would lift the pixel with the wrong depth.
-MAX_STAMP_SKEW_S = 0.02
 
 
 class PoseServiceNode(LifecycleNode):
@@ -52,10 +46,8 @@ class PoseServiceNode(LifecycleNode):
         self.cfg: ManipllmConfig | None = None
         self.service: PoseService | None = None
         self._tta: TTANode | None = None
-        self._latest: dict[str, object] = {}
-        self._latest_lock = threading.Lock()
+        self._camera: CameraTap | None = None
         self._srv_group = ReentrantCallbackGroup()
-        self._cam_group = MutuallyExclusiveCallbackGroup()
         self.create_service(PredictPose, "predict_pose", self._on_predict, callback_group=self._srv_group)
         self._markers = self.create_publisher(MarkerArray, "/manipllm/markers", 10)
         self._approach = self.create_publisher(PoseStamped, "/manipllm/approach_pose", 10)
@@ -76,11 +68,8 @@ class PoseServiceNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.cfg = cfg
         cam = cfg.camera
-        qos = qos_profile(cam.qos_depth, cam.qos_reliability)
-        for key, topic, cls in (("rgb", cam.color_topic, Image), ("depth", cam.depth_topic, Image),
-                                ("info", cam.info_topic, CameraInfo)):
-            self.create_subscription(cls, topic, lambda m, k=key: self._store(k, m), qos,
-                                     callback_group=self._cam_group)
+        if self._camera is None:  # a second configure (after cleanup) keeps the subscriptions it has
+            self._camera = CameraTap(self, cam, cfg.frames.camera_frame)
         # The hand-eye calibration is this node's to publish: RViz and TF users see camera <-> base.
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._tf_static = self.create_publisher(TFMessage, "/tf_static", latched)
@@ -128,39 +117,11 @@ class PoseServiceNode(LifecycleNode):
         return super().on_deactivate(state)
 
     # -- camera ---------------------------------------------------------------------------------------------
-    def _store(self, key: str, msg: object) -> None:
-        """Keep the newest of each topic, and the newest colour + depth pair that belong to one frame."""
-        with self._latest_lock:
-            self._latest[key] = msg
-            rgb, depth = self._latest.get("rgb"), self._latest.get("depth")
-            if key in ("rgb", "depth") and rgb is not None and depth is not None and \
-                    abs(stamp_seconds(rgb.header.stamp) - stamp_seconds(depth.header.stamp)) <= MAX_STAMP_SKEW_S:
-                self._latest["pair"] = (rgb, depth)
-
-    def _latest_frame(self) -> RGBDFrame | None:
-        """The newest colour + depth pair with matching stamps, if younger than frame_timeout_s."""
-        assert self.cfg is not None
-        with self._latest_lock:
-            pair, info = self._latest.get("pair"), self._latest.get("info")
-        if pair is None or info is None:
-            return None
-        rgb, depth = pair
-        now = self.get_clock().now().nanoseconds * 1e-9
-        if now - stamp_seconds(rgb.header.stamp) > self.cfg.pose_service.frame_timeout_s:
-            return None
-        return RGBDFrame(rgb_from_msg(rgb), depth_from_msg(depth), K_from_camera_info(info),
-                         stamp_seconds(rgb.header.stamp), rgb.header.frame_id or self.cfg.frames.camera_frame)
-
     def _wait_for_frame(self) -> RGBDFrame | None:
-        """A fresh camera frame, waiting up to frame_timeout_s for one: a request right after bring-up, before the
-        first frame has come over DDS, must not fail (the camera subscriptions run in their own callback group)."""
-        assert self.cfg is not None
-        deadline = time.monotonic() + self.cfg.pose_service.frame_timeout_s
-        while True:
-            frame = self._latest_frame()
-            if frame is not None or time.monotonic() >= deadline:
-                return frame
-            time.sleep(0.02)
+        """The newest camera frame younger than frame_timeout_s, waiting up to that long for one."""
+        assert self.cfg is not None and self._camera is not None
+        timeout = self.cfg.pose_service.frame_timeout_s
+        return self._camera.wait(lambda: self.get_clock().now().nanoseconds * 1e-9, timeout, timeout)
 
     # -- service --------------------------------------------------------------------------------------------
     def _on_predict(self, req: PredictPose.Request, res: PredictPose.Response) -> PredictPose.Response:
