@@ -115,16 +115,29 @@ def rclpy_context(ros_domain: int) -> Iterator:
 PYTHON = sys.executable
 
 
+# Processes that print their thread stacks on SIGUSR1 (faulthandler) instead of dying of it.
+DUMPS_ON_USR1 = ("manipllm_ros.nodes.", "manipllm_ros.control.franky_sim_scene")
+
+
 def run_cli(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
     """subprocess.run for a `manipllm` command that starts node processes. On timeout the test fails with the
-    command's own thread stacks (`manipllm` dumps them on SIGUSR1) and the end of its output, and the command is
-    killed; its node processes die with it (parent-death signal), so nothing is left eating the CPU."""
+    command's own thread stacks (`manipllm` and every node dump them on SIGUSR1), the end of its output and of every
+    log under its cwd (node logs with their stacks), and the command is killed; its node processes die with it (parent-death signal), so nothing is left eating the CPU."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             **kw)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGUSR1)
+        import psutil
+
+        # The command and its node processes (they dump their stacks into their logs; other children, such as
+        # franky-sim's workers, would die of the signal).
+        for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+            try:
+                if p.pid == proc.pid or any(m in " ".join(p.cmdline()) for m in DUMPS_ON_USR1):
+                    p.send_signal(signal.SIGUSR1)
+            except psutil.Error:
+                pass
         time.sleep(2.0)
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -132,6 +145,8 @@ def run_cli(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess
             pass
         out, err = proc.communicate()
         clean_zombie_shm()
+        logs = "".join(f"\n--- {log} (last 3000 chars)\n{log.read_text(errors='replace')[-3000:]}"
+                       for log in sorted(Path(kw.get("cwd", ".")).rglob("*.log")))
         pytest.fail(f"{' '.join(cmd[:3])} did not finish within {timeout:.0f} s\n--- stdout\n{(out or '')[-3000:]}"
-                    f"\n--- stderr (thread stacks on SIGUSR1)\n{(err or '')[-8000:]}")
+                    f"\n--- stderr (thread stacks on SIGUSR1)\n{(err or '')[-8000:]}{logs}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

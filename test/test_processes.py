@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
@@ -98,3 +97,20 @@ def test_node_processes_die_with_the_process_that_started_them(tmp_path):
         parent.wait()
         if _pid_alive(child_pid):
             os.kill(child_pid, signal.SIGKILL)
+
+
+def test_a_node_dumps_its_thread_stacks_on_sigusr1_and_goes_on(node_env, tmp_path):
+    """`kill -USR1` on a node process writes where every thread is into its log (how a hung or CPU-burning node is
+    diagnosed, and what the demo tests collect on a timeout); the node keeps running and stops cleanly."""
+    node = Process([sys.executable, "-m", "manipllm_ros.nodes.pose_service_node", "--ros-args", "-p",
+                    "autostart:=false"], node_env, tmp_path / "pose_service.log")
+    try:
+        node.wait_for("waiting for a lifecycle manager", 120)
+        os.kill(node.popen.pid, signal.SIGUSR1)
+        node.wait_for("most recent call first", 20)
+        assert "in run_node" in node.output() and "in spin" in node.output(), node.output()
+        time.sleep(0.5)
+        assert node.popen.poll() is None, "SIGUSR1 ended the node"
+    finally:
+        code = node.stop(signal.SIGINT, timeout=30)
+    assert code == 0, node.output()[-2000:]

@@ -447,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scene-object", default=None, help="SceneObject as JSON (overrides --object)")
     p.add_argument("--scene-port", type=int, default=SCENE_PORT)
     a = p.parse_args(argv)
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: thread stacks to the log, goes on
     spec = scene_spec(a.object, a.seed, up=a.up, scale=a.scale)
     if a.spec:
         spec = ObjectSpec(**json.loads(a.spec))

@@ -162,6 +162,8 @@ def _autostart(node: PoseServiceNode) -> None:
     if node.get_parameter("autostart").value:
         node.trigger_configure()
         node.trigger_activate()
+    else:
+        node.get_logger().info("unconfigured: waiting for a lifecycle manager to configure and activate it")
 
 
 def main(args: list[str] | None = None) -> int:

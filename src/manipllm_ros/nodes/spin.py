@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 from collections.abc import Callable
 
@@ -14,6 +16,9 @@ def run_node(make_node: Callable[[], object], make_executor: Callable[[], Execut
              on_start: Callable[[object], None] | None = None) -> int:
     """Init ROS, build the node (a startup error is one clear line and exit code 2, not a trace), spin until
     SIGINT or shutdown, then destroy the node and shut ROS down."""
+    # `kill -USR1 <pid>` writes every thread's stack to the node's log and the node goes on: how a node that
+    # hangs or burns CPU says where, without a debugger.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init(args=args if args is not None else sys.argv)
     try:
         node = make_node()
