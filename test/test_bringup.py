@@ -112,12 +112,14 @@ def test_bringup_generated_object_predict_manipulate_tta_markers(tmp_path, node_
         outcomes: list = []
         node.create_subscription(ManipulationOutcome, "/manipllm/outcome", outcomes.append, 10)
         predict = node.create_client(PredictPose, "predict_pose")
+        # Created at start-up, as a client program does: action feedback is a topic, and a feedback subscription
+        # created just before the goal can still be unmatched when the first feedback ("approach") is sent.
+        client = ActionClient(node, Manipulate, "manipulate")
         assert predict.wait_for_service(timeout_sec=30)
         req = PredictPose.Request(instruction="open the door of the storage cabinet", chain_of_thought=True)
         res = _spin(ex, predict.call_async(req), 180)
         assert res.success, res.error  # the shipped model on the mirrored view of franky-sim's cabinet
         v0 = res.adapter_version
-        client = ActionClient(node, Manipulate, "manipulate")
         assert client.wait_for_server(timeout_sec=30)
         goal = Manipulate.Goal(use_given_pose=True, use_aia=True, prediction_id=res.prediction_id, pose=res.pose)
         phases: set[str] = set()

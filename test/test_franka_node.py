@@ -48,13 +48,15 @@ def test_manipulate_opens_the_door_and_publishes_the_outcome(spawn, rclpy_contex
         args = [PYTHON, "-m", "manipllm_ros.nodes.franka_node", "--ros-args", "-p", f"robot_ip:={sim.hostname}",
                 "-p", "end_effector:=franky_sim_suction", "-p", f"journal:={journal}"]
         franka = spawn(args, name="franka")
-        franka.wait_for("ready: /manipulate", timeout=90)
         node = rclpy.create_node("manipulate_client", context=rclpy_context)
         executor = SingleThreadedExecutor(context=rclpy_context)
         executor.add_node(node)
         outcomes: list[ManipulationOutcome] = []
         node.create_subscription(ManipulationOutcome, "/manipllm/outcome", outcomes.append, 10)
+        # Created while the node starts, as a client program does: feedback is a topic, and a subscription made
+        # just before the goal can still be unmatched when the first feedback ("approach") goes out.
         client = ActionClient(node, Manipulate, "manipulate")
+        franka.wait_for("ready: /manipulate", timeout=90)
         assert client.wait_for_server(timeout_sec=30)
 
         q0 = scene.joint()
