@@ -5,7 +5,6 @@ every process cleanly."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
