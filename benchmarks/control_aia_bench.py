@@ -101,11 +101,13 @@ def franky_sim_timing() -> dict:
         spec = ObjectSpec(kind=kind)
         with FrankySimProcess(spec) as sp:
             sc = SceneClient(sp.hostname)
-            arm = FrankyArm(FrankyConfig(robot_ip=sp.hostname, relative_dynamics_factor=0.3),
-                            FrankySimSuction(sp.hostname))
+            cfg = FrankyConfig(robot_ip=sp.hostname, relative_dynamics_factor=0.3)
+            arm = FrankyArm(cfg, FrankySimSuction(sp.hostname))
             with arm:
                 s0, w0 = sc.call("state")["sim_time"], time.perf_counter()
-                ok, msg = approach_and_attach(arm, EEPose(spec.contact_point(), spec.contact_rotation()))
+                # The FR3 approach of franka_node: stop contact_gap short, then a compliant press seats the cup.
+                ok, msg = approach_and_attach(arm, EEPose(spec.contact_point(), spec.contact_rotation()),
+                                              **cfg.approach_kwargs())
                 q0 = sc.joint()
                 s1, w1 = sc.call("state")["sim_time"], time.perf_counter()
                 rec = AIAPolicy(AIAConfig(target_distance=target, max_steps=10)).run(arm, -spec.contact_rotation()[:, 2])
