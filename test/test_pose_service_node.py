@@ -199,3 +199,40 @@ def test_trained_model_pose_markers_and_tta_version(spawn, rclpy_context, tmp_pa
     assert reset.wait_for_service(timeout_sec=30)
     assert "adapter version 2" in call(executor, reset, Trigger.Request()).message
     node.destroy_node()
+
+
+@pytest.mark.ros
+def test_lifecycle_frees_the_model_and_configures_again(spawn, rclpy_context, tiny_checkpoint):
+    """A lifecycle manager's cycle over DDS: deactivate frees the model (requests are refused with a reason),
+    cleanup and configure again (new camera subscriptions, no leftovers), activate serves again."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    proc = spawn([PYTHON, "-m", "manipllm_ros.nodes.pose_service_node", "--ros-args",
+                  "-p", f"model_path:={tiny_checkpoint}",
+                  "-p", f"tta_state_dir:={tiny_checkpoint.parent / 'tta_lifecycle'}"], name="pose_service")
+    proc.wait_for("active: /predict_pose is serving", timeout=120)
+    node = rclpy.create_node("lifecycle_client", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    change = node.create_client(ChangeState, "/pose_service/change_state")
+    predict = node.create_client(PredictPose, "predict_pose")
+    assert change.wait_for_service(timeout_sec=30) and predict.wait_for_service(timeout_sec=30)
+
+    def transition(tid: int) -> None:
+        assert call(executor, change, ChangeState.Request(transition=Transition(id=tid))).success, tid
+
+    transition(Transition.TRANSITION_DEACTIVATE)
+    res = call(executor, predict, request())
+    assert not res.success and "not active" in res.error, res.error
+    transition(Transition.TRANSITION_CLEANUP)
+    transition(Transition.TRANSITION_CONFIGURE)
+    transition(Transition.TRANSITION_ACTIVATE)
+    res = call(executor, predict, request())  # the model is back: an (unparseable) answer, not a refusal
+    assert res.success or res.error.startswith("could not parse pose"), res.error
+    res = call(executor, predict, request(rgb=None, depth=None))  # no camera: the reconfigured tap says so
+    assert not res.success and res.error.startswith("no recent image"), res.error
+    counts = {t: node.count_subscribers(t) for t in ("/camera/camera/color/image_raw",
+                                                     "/camera/camera/aligned_depth_to_color/image_raw")}
+    assert all(n == 1 for n in counts.values()), counts  # configure replaced its subscriptions, did not add
+    assert "inactive: model freed" in proc.output()

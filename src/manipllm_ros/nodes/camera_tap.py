@@ -55,7 +55,14 @@ class CameraTap:
         self._pairer: FramePairer[Image] = FramePairer(history=cam.qos_depth)
         self._info: CameraInfo | None = None
         self._default_frame_id = default_frame_id
+        self._node = node
         self._lock = threading.Lock()
+
+    def destroy(self) -> None:
+        with self._lock:
+            for sub in self._subs.values():
+                self._node.destroy_subscription(sub)
+            self._subs = {}
 
     def _drain(self) -> None:
         """Move every message the reader caches hold into the pairer (the newest `qos_depth` of each topic)."""

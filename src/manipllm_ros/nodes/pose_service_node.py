@@ -68,8 +68,9 @@ class PoseServiceNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.cfg = cfg
         cam = cfg.camera
-        if self._camera is None:  # a second configure (after cleanup) keeps the subscriptions it has
-            self._camera = CameraTap(self, cam, cfg.frames.camera_frame)
+        if self._camera is not None:  # configured again (after cleanup): the topics may have changed
+            self._camera.destroy()
+        self._camera = CameraTap(self, cam, cfg.frames.camera_frame)
         # The hand-eye calibration is this node's to publish: RViz and TF users see camera <-> base.
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._tf_static = self.create_publisher(TFMessage, "/tf_static", latched)
