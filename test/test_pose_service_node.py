@@ -235,4 +235,5 @@ def test_lifecycle_frees_the_model_and_configures_again(spawn, rclpy_context, ti
     counts = {t: node.count_subscribers(t) for t in ("/camera/camera/color/image_raw",
                                                      "/camera/camera/aligned_depth_to_color/image_raw")}
     assert all(n == 1 for n in counts.values()), counts  # configure replaced its subscriptions, did not add
+    assert node.count_publishers("/tf_static") == 1  # and kept its one calibration publisher
     assert "inactive: model freed" in proc.output()

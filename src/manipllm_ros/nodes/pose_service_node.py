@@ -47,6 +47,7 @@ class PoseServiceNode(LifecycleNode):
         self.service: PoseService | None = None
         self._tta: TTANode | None = None
         self._camera: CameraTap | None = None
+        self._tf_static = None
         self._srv_group = ReentrantCallbackGroup()
         self.create_service(PredictPose, "predict_pose", self._on_predict, callback_group=self._srv_group)
         self._markers = self.create_publisher(MarkerArray, "/manipllm/markers", 10)
@@ -73,7 +74,8 @@ class PoseServiceNode(LifecycleNode):
         self._camera = CameraTap(self, cam, cfg.frames.camera_frame)
         # The hand-eye calibration is this node's to publish: RViz and TF users see camera <-> base.
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._tf_static = self.create_publisher(TFMessage, "/tf_static", latched)
+        if self._tf_static is None:
+            self._tf_static = self.create_publisher(TFMessage, "/tf_static", latched)
         self._tf_static.publish(TFMessage(transforms=[static_camera_transform(cfg.frames,
                                                                              self.get_clock().now().to_msg())]))
         self.get_logger().info(f"configured: model {cfg.pose_service.model_path or '(none)'}, "
