@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -35,8 +36,6 @@ def main() -> int:
     ap.add_argument("--json", default=str(HERE / "pose_service_camera_cpu.json"))
     ap.add_argument("--out", default=str(HERE / "pose_service_camera_cpu.md"))
     args = ap.parse_args()
-
-    import os
 
     from manipllm.srv import PredictPose
     from manipllm_ros.camera.record import SyntheticRig, write_synthetic_recording

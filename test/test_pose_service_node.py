@@ -51,15 +51,26 @@ def call(executor, client, req, timeout=120.0):
     return future.result()
 
 
-@pytest.mark.ros
-def test_bad_requests_get_error_responses(spawn, rclpy_context, tiny_checkpoint):
-    node_proc = spawn([PYTHON, "-m", "manipllm_ros.nodes.pose_service_node", "--ros-args",
-                       "-p", f"model_path:={tiny_checkpoint}", "-p", "busy_policy:=queue",
-                       "-p", f"tta_state_dir:={tiny_checkpoint.parent / 'tta'}"], name="pose_service")
-    node_proc.wait_for("active: /predict_pose is serving", timeout=120)
-    node = rclpy.create_node("pose_client", context=rclpy_context)
+def start_pose_service(spawn, model, tta_dir, *params: str, name: str = "pose_service"):
+    """pose_service_node as a real process with `model` and its own TTA state, once it serves /predict_pose."""
+    proc = spawn([PYTHON, "-m", "manipllm_ros.nodes.pose_service_node", "--ros-args", "-p", f"model_path:={model}",
+                  "-p", f"tta_state_dir:={tta_dir}", *(x for param in params for x in ("-p", param))], name=name)
+    proc.wait_for("active: /predict_pose is serving", timeout=120)
+    return proc
+
+
+def client_node(rclpy_context, name: str):
+    """This test process's node and executor (the client side)."""
+    node = rclpy.create_node(name, context=rclpy_context)
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
+    return node, executor
+
+
+@pytest.mark.ros
+def test_bad_requests_get_error_responses(spawn, rclpy_context, tiny_checkpoint):
+    node_proc = start_pose_service(spawn, tiny_checkpoint, tiny_checkpoint.parent / "tta", "busy_policy:=queue")
+    node, executor = client_node(rclpy_context, "pose_client")
     client = node.create_client(PredictPose, "predict_pose")
     assert client.wait_for_service(timeout_sec=30)
 
@@ -146,13 +157,8 @@ def test_trained_model_pose_markers_and_tta_version(spawn, rclpy_context, tmp_pa
 
     from manipllm.srv import ReportOutcome
 
-    args = [PYTHON, "-m", "manipllm_ros.nodes.pose_service_node", "--ros-args", "-p", f"model_path:={DEMO_MODEL}",
-            "-p", f"tta_state_dir:={tmp_path / 'tta'}"]
-    proc = spawn(args, name="pose_service")
-    proc.wait_for("active: /predict_pose is serving", timeout=120)
-    node = rclpy.create_node("tta_client", context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
+    proc = start_pose_service(spawn, DEMO_MODEL, tmp_path / "tta")
+    node, executor = client_node(rclpy_context, "tta_client")
     markers = []
     node.create_subscription(MarkerArray, "/manipllm/markers", markers.append, 10)
     predict = node.create_client(PredictPose, "predict_pose")
@@ -190,9 +196,8 @@ def test_trained_model_pose_markers_and_tta_version(spawn, rclpy_context, tmp_pa
 
     # A restart resumes the adapted state; reset returns to the start adapter (a new version).
     proc.stop()
-    proc2 = spawn(args, name="pose_service_restarted")
-    proc2.wait_for("resumed adapted V-Adapter version 1", timeout=120)
-    proc2.wait_for("active: /predict_pose is serving", timeout=120)
+    proc2 = start_pose_service(spawn, DEMO_MODEL, tmp_path / "tta", name="pose_service_restarted")
+    proc2.wait_for("resumed adapted V-Adapter version 1", timeout=10)  # logged before "active"
     assert predict.wait_for_service(timeout_sec=30)
     assert call(executor, predict, req).adapter_version == 1
     reset = node.create_client(Trigger, "reset_adapter")
@@ -208,13 +213,8 @@ def test_lifecycle_frees_the_model_and_configures_again(spawn, rclpy_context, ti
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState
 
-    proc = spawn([PYTHON, "-m", "manipllm_ros.nodes.pose_service_node", "--ros-args",
-                  "-p", f"model_path:={tiny_checkpoint}",
-                  "-p", f"tta_state_dir:={tiny_checkpoint.parent / 'tta_lifecycle'}"], name="pose_service")
-    proc.wait_for("active: /predict_pose is serving", timeout=120)
-    node = rclpy.create_node("lifecycle_client", context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
+    proc = start_pose_service(spawn, tiny_checkpoint, tiny_checkpoint.parent / "tta_lifecycle")
+    node, executor = client_node(rclpy_context, "lifecycle_client")
     change = node.create_client(ChangeState, "/pose_service/change_state")
     predict = node.create_client(PredictPose, "predict_pose")
     assert change.wait_for_service(timeout_sec=30) and predict.wait_for_service(timeout_sec=30)
