@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from manipllm_ros.dds_shm import clean_zombie_shm
-from manipllm_ros.processes import die_with_parent
+from manipllm_ros.processes import child_setup
 from manipllm_ros.rosenv import ros_env
 
 # The ROS environment itself is set up by the early plugin manipllm_ros.pytest_rosenv (pyproject.toml).
@@ -30,7 +30,7 @@ class Process:
         self.log = log
         self._fh = open(log, "wb")
         self.popen = subprocess.Popen(args, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
-                                      start_new_session=True, preexec_fn=die_with_parent)
+                                      start_new_session=True, preexec_fn=child_setup)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -124,6 +124,7 @@ def run_cli(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess
     command's own thread stacks (`manipllm` and every node dump them on SIGUSR1), the end of its output and of every
     log under its cwd (node logs with their stacks), and the command is killed; its node processes die with it (parent-death signal), so nothing is left eating the CPU."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=child_setup,
                             **kw)
     try:
         out, err = proc.communicate(timeout=timeout)

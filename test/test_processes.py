@@ -114,3 +114,23 @@ def test_a_node_dumps_its_thread_stacks_on_sigusr1_and_goes_on(node_env, tmp_pat
     finally:
         code = node.stop(signal.SIGINT, timeout=30)
     assert code == 0, node.output()[-2000:]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setscheduler"), reason="no POSIX scheduling calls")
+def test_children_start_with_normal_scheduling_even_from_a_real_time_thread(tmp_path):
+    """libfranka leaves the thread that connected to a robot at SCHED_FIFO; a node started from it must not inherit
+    that (a real-time pose service that spins starves every other process: the CI stall)."""
+    from manipllm_ros.processes import ProcessGroup
+
+    before = (os.sched_getscheduler(0), os.sched_getparam(0))
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except PermissionError:
+        pytest.skip("not allowed to use SCHED_FIFO here")
+    try:
+        with ProcessGroup(tmp_path / "logs", env=dict(os.environ)) as group:
+            child = group.start("probe", [sys.executable, "-c", "import os; print('POLICY', os.sched_getscheduler(0))"])
+            child.popen.wait(30)
+    finally:
+        os.sched_setscheduler(0, before[0], before[1])
+    assert f"POLICY {os.SCHED_OTHER}" in child.output(), child.output()

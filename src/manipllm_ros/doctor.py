@@ -125,9 +125,12 @@ def check_franky() -> CheckResult:
 
     import franky
 
+    from manipllm_ros.processes import child_setup
+
     host = _free_loopback_host()
     proc = subprocess.Popen([sys.executable, "-m", "franky_sim.run_server", "-s", "mujoco", "--hostname", host],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=child_setup)
     try:
         deadline = time.monotonic() + 60
         for line in proc.stdout:  # the server prints its address once it listens

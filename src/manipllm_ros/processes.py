@@ -28,11 +28,17 @@ except (OSError, AttributeError):  # not Linux: children are still stopped by st
     _prctl = None
 
 
-def die_with_parent() -> None:
-    """`preexec_fn` for a child that must not outlive its parent: SIGKILL when the thread that started it exits
-    (so start children from a thread that lives as long as they should: the main thread here)."""
+def child_setup() -> None:
+    """`preexec_fn` of every child we start. It must not outlive its parent: SIGKILL when the thread that started
+    it exits (so start children from a thread that lives as long as they should: the main thread here). And it
+    starts with normal scheduling: libfranka makes the thread that connects to a robot SCHED_FIFO 99 (we run as
+    root here), and a child forked from that thread would inherit it. A pose service or camera node at real-time
+    priority that spins takes whole cores from everything else, the arm's client and the test runner included:
+    that was the CI stall (the suite's franky tests had left pytest's main thread at FIFO 99)."""
     if _prctl is not None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 class ProcessError(RuntimeError):
@@ -78,7 +84,7 @@ class ProcessGroup:
         child = Child(name, args, self.log_dir / f"{name}.log")
         child._fh = open(child.log_path, "wb")
         child.popen = subprocess.Popen(args, env=self.env, stdout=child._fh, stderr=subprocess.STDOUT,
-                                       start_new_session=True, preexec_fn=die_with_parent)
+                                       start_new_session=True, preexec_fn=child_setup)
         self.children.append(child)
         if self.echo:
             threading.Thread(target=self._echo, args=(child,), daemon=True).start()

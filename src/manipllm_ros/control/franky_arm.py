@@ -10,6 +10,8 @@ at zero; the real robot's estimate is only recorded in `ProbeResult.extra`).
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import numpy as np
@@ -38,6 +40,34 @@ def _unit(direction) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+class _ThreadScheduling:
+    """libfranka raises the thread that connects to a robot to SCHED_FIFO 99 where it may (root, or rtprio
+    granted), as its control loop needs on a real robot, and leaves it there. This gives the thread its own
+    scheduling back when the last arm it connected disconnects, so a process that used an arm (an evaluation,
+    the control CLI, the test runner) does not go on, and start children, at real-time priority."""
+
+    _local = threading.local()
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        held = self._local
+        if getattr(held, "count", 0) == 0 and hasattr(os, "sched_getscheduler"):
+            held.saved = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)  # pid 0 = this thread
+        held.count = getattr(held, "count", 0) + 1
+
+    def release(self) -> None:
+        if threading.get_ident() != self.thread:  # the scheduling is the connecting thread's to give back
+            return
+        held = self._local
+        held.count -= 1
+        saved = getattr(held, "saved", None)
+        if held.count == 0 and saved is not None and os.sched_getscheduler(0) != saved[0]:
+            try:
+                os.sched_setscheduler(0, saved[0], os.sched_param(saved[1]))
+            except OSError:
+                pass
+
+
 class FrankyArm(Arm):
     """franky backend of `Arm`. `connect()` opens the FCI connection; use as a context manager."""
 
@@ -54,10 +84,13 @@ class FrankyArm(Arm):
         )
         self.robot = None
         self._trk = None
+        self._sched: _ThreadScheduling | None = None
 
     # -- connection ---------------------------------------------------------------------------------------
     def connect(self) -> None:
         f, c = self._f, self.cfg
+        if self._sched is None:
+            self._sched = _ThreadScheduling()
         try:
             self.robot = f.Robot(
                 c.robot_ip, relative_dynamics_factor=c.relative_dynamics_factor,
@@ -66,11 +99,15 @@ class FrankyArm(Arm):
             self.robot.recover_from_errors()
             self.robot.set_collision_behavior(list(c.collision_torque_thresholds), list(c.collision_force_thresholds))
         except self._errors as e:
+            self.disconnect()
             raise ArmError(f"cannot connect to the robot at {c.robot_ip}: {e}") from e
 
     def disconnect(self) -> None:
         self._trk = None
         self.robot = None
+        if self._sched is not None:
+            self._sched.release()
+            self._sched = None
 
     def _need(self):
         if self.robot is None:

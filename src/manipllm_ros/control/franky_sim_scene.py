@@ -377,9 +377,9 @@ class FrankySimProcess:
                     "--spec", json.dumps(asdict(self.spec))]
         # Output goes to a file, never a pipe: a chatty simulator must not block on a full pipe mid-run.
         self.log = tempfile.NamedTemporaryFile(prefix="franky_sim_", suffix=".log", delete=False)
-        from manipllm_ros.processes import die_with_parent
+        from manipllm_ros.processes import child_setup
 
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=child_setup)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             text = self.output()
