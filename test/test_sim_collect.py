@@ -56,6 +56,12 @@ def test_short_run_is_a_readable_dataset(reference):
         # The suction cup approached along up: up points into the surface, i.e. away from the camera.
         assert up[2] > 0
         assert 1 <= len(s["aff_pos_uv"]) <= 20 and 1 <= len(s["aff_neg_uv"]) <= 20
+        # the segmentation: the contact and every positive affordance point lie on the movable part (2), and
+        # the object (1 or 2) is larger than its part and smaller than the image
+        seg = s["segmentation"]
+        assert seg.shape == (480, 640) and seg.dtype == np.uint8 and set(np.unique(seg)) <= {0, 1, 2}
+        assert seg[v, u] == 2 and all(seg[b, a] == 2 for a, b in s["aff_pos_uv"])
+        assert 0 < (seg == 2).sum() < (seg > 0).sum() < seg.size
         assert s["split"] in ("train", "test_seen", "test_unseen")
         assert (s["split"] == "test_unseen") == (s["category"] == "stapler")
         assert s["instruction"] and s["reasoning"] and s["joint_delta"] > 0

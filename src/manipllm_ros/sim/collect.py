@@ -86,6 +86,14 @@ def _encode_png(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def segmentation(object_mask: np.ndarray, part_mask: np.ndarray) -> np.ndarray:
+    """One uint8 label image: 0 background, 1 object (fixed parts), 2 movable part (see dataset_format.md)."""
+    seg = np.zeros(part_mask.shape, np.uint8)
+    seg[object_mask] = 1
+    seg[part_mask] = 2
+    return seg
+
+
 def _sources(cfg: CollectConfig) -> list[str]:
     from .objects import ALL_CATEGORIES
 
@@ -196,6 +204,7 @@ def _sample_row(cfg: CollectConfig, shard: int, k: int, obj, obs, label: dict, r
         "instruction": meta.instruction,
         "rgb_png": _encode_png(obs.rgb),
         "depth_png": _encode_png(depth_mm),
+        "mask_png": _encode_png(segmentation(obs.object_mask, obs.mask)),
         "width": int(K.width),
         "height": int(K.height),
         "fx": float(K.fx), "fy": float(K.fy), "cx": float(K.cx), "cy": float(K.cy),
@@ -223,7 +232,7 @@ def _schema():
     return pa.schema([
         ("sample_id", pa.string()), ("object_id", pa.string()), ("category", pa.string()), ("split", pa.string()),
         ("instruction", pa.string()), ("rgb_png", pa.binary()), ("depth_png", pa.binary()),
-        ("width", pa.int32()), ("height", pa.int32()), ("fx", pa.float32()), ("fy", pa.float32()),
+        ("mask_png", pa.binary()), ("width", pa.int32()), ("height", pa.int32()), ("fx", pa.float32()), ("fy", pa.float32()),
         ("cx", pa.float32()), ("cy", pa.float32()), ("contact_uv", i32l), ("up_cam", f32l),
         ("forward_cam", f32l), ("aff_pos_uv", pa.list_(i32l)), ("aff_neg_uv", pa.list_(i32l)),
         ("joint_type", pa.string()), ("joint_delta", pa.float32()), ("part", pa.string()),

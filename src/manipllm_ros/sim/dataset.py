@@ -42,7 +42,8 @@ def decode_png(data: bytes) -> np.ndarray:
 
 def iter_samples(path: str | Path, split: str | None = None, *, decode: bool = True,
                  columns: list[str] | None = None) -> Iterator[dict]:
-    """Yield samples in shard order; with `decode`, adds `rgb` (HxWx3 uint8) and `depth` (HxW float32, m)."""
+    """Yield samples in shard order; with `decode`, adds `rgb` (HxWx3 uint8), `depth` (HxW float32, m) and, where
+    the dataset has masks, `segmentation` (HxW uint8: 0 background, 1 object, 2 movable part)."""
     import pyarrow.parquet as pq
 
     read_meta(path)
@@ -57,6 +58,8 @@ def iter_samples(path: str | Path, split: str | None = None, *, decode: bool = T
                 row["rgb"] = decode_png(row["rgb_png"])
             if decode and "depth_png" in row:
                 row["depth"] = decode_png(row["depth_png"]).astype(np.float32) / 1000.0
+            if decode and row.get("mask_png"):
+                row["segmentation"] = decode_png(row["mask_png"])
             yield row
 
 
