@@ -39,6 +39,7 @@ class Encoded:
     mm_token_type_ids: list[int]
     pixel_values: torch.Tensor
     image_grid_thw: torch.Tensor  # (1, 3)
+    part_target: torch.Tensor | None = None  # training only: per image token, training/part_supervision.py
 
 
 class ManipProcessor:
@@ -166,7 +167,7 @@ def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
         lab[i, :k] = torch.tensor(e.labels)
         mm[i, :k] = torch.tensor(e.mm_token_type_ids)
         att[i, :k] = 1
-    return {
+    out = {
         "input_ids": ids,
         "labels": lab,
         "mm_token_type_ids": mm,
@@ -174,3 +175,8 @@ def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
         "pixel_values": torch.cat([e.pixel_values for e in batch], 0),
         "image_grid_thw": torch.cat([e.image_grid_thw for e in batch], 0),
     }
+    if any(e.part_target is not None for e in batch):
+        if any(e.part_target is None for e in batch):
+            raise ProcessorError("part targets on some examples of a batch but not on others")
+        out["part_target"] = torch.cat([e.part_target for e in batch], 0)
+    return out

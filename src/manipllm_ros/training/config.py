@@ -51,6 +51,11 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     warmup_steps: int = Field(10, ge=0, description="Linear warm-up before the cosine decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping.")
+    part_supervision: float = Field(
+        0.0, ge=0, description="Weight of the dense movable-part loss on the image tokens (training/"
+        "part_supervision.py; needs datasets with `mask_png`). For random-init bases, which have no pretrained "
+        "vision; 0 for a pretrained checkpoint.",
+    )
     bf16: bool = Field(True, description="bf16 autocast on GPU (ignored on CPU, where bf16 is slow).")
     eval_every: int = Field(100, ge=0, description="Validate every N steps (0 = only at the end).")
     save_every: int = Field(100, ge=0, description="Checkpoint every N steps (0 = only at the end).")

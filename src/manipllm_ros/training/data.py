@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from manipllm_ros import prompts as P
 from manipllm_ros.model.processor import Encoded, ManipProcessor, collate
+from manipllm_ros.training.part_supervision import part_fraction_grid, token_targets
 
 REQUIRED = ("rgb", "width", "height", "category", "instruction", "contact_uv", "up_cam", "forward_cam")
 
@@ -32,14 +33,20 @@ def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def prepare_samples(samples: Iterable[Mapping[str, Any]], model_size: tuple[int, int], limit: int | None = None) -> list[dict]:
-    """Keep what training needs, with the image already at model size; validates the required fields."""
+    """Keep what training needs, with the image already at model size; validates the required fields.
+
+    The encoded PNGs and the full-size depth and segmentation are dropped (10^4 samples stay in memory); a
+    segmentation becomes `part_grid`, the movable part's share of each image token (part supervision).
+    """
     out = []
     for s in samples:
         missing = [k for k in REQUIRED if k not in s]
         if missing:
             raise DatasetError(f"sample {s.get('sample_id', len(out))!r} lacks fields {missing}")
-        d = {k: v for k, v in s.items() if k not in ("rgb", "depth")}
+        d = {k: v for k, v in s.items() if k not in ("rgb", "depth", "segmentation") and not k.endswith("_png")}
         d["rgb"] = _resize(np.asarray(s["rgb"], dtype=np.uint8), model_size)
+        if s.get("segmentation") is not None:
+            d["part_grid"] = part_fraction_grid(s["segmentation"], model_size)
         out.append(d)
         if limit is not None and len(out) >= limit:
             break
@@ -73,6 +80,7 @@ class MixedTaskDataset(Dataset):
         seed: int = 0,
         n_affordance: int = 20,
         mask_prob: float = 0.3,
+        part_targets: bool = False,
     ) -> None:
         if not samples:
             raise DatasetError("no training samples")
@@ -84,6 +92,7 @@ class MixedTaskDataset(Dataset):
         self.epoch = 0
         self.n_affordance = n_affordance
         self.mask_prob = mask_prob
+        self.part_targets = part_targets
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -105,7 +114,10 @@ class MixedTaskDataset(Dataset):
             return P.make_example(s, "pose", rng, model_size=size)
 
     def __getitem__(self, i: int) -> Encoded:
-        return self.processor.encode_example(self.samples[i]["rgb"], self.example(i))
+        enc = self.processor.encode_example(self.samples[i]["rgb"], self.example(i))
+        if self.part_targets:
+            enc.part_target = token_targets(self.samples[i].get("part_grid"), enc.image_grid_thw)
+        return enc
 
 
 class Collator:

@@ -26,6 +26,9 @@ def synthetic_sample(i: int, split: str = "train", category: str | None = None) 
     rgb[max(v - 6, 0) : v + 6, max(u - 6, 0) : u + 6] = 255
     depth = np.full((h, w), 2.0, np.float32)
     depth[y0:y1, x0:x1] = 1.2
+    segmentation = np.zeros((h, w), np.uint8)
+    segmentation[y0:y1, x0:x1] = 1
+    segmentation[y0 + 10 : y1 - 10, x0 + 10 : x1 - 10] = 2  # the box is the part, its 10 px rim the fixed frame
     up = rng.normal(size=3)
     up[2] = -abs(up[2]) - 1.0
     up /= np.linalg.norm(up)
@@ -36,7 +39,7 @@ def synthetic_sample(i: int, split: str = "train", category: str | None = None) 
     pos = [[int(u + du), int(v + dv)] for du, dv in rng.integers(-5, 6, (25, 2))]
     neg = [[int(a), int(b)] for a, b in zip(rng.integers(0, w, 25), rng.integers(0, 40, 25))]
     return dict(
-        rgb=rgb, depth=depth, fx=600.0, fy=600.0, cx=320.0, cy=240.0, width=w, height=h, category=cat,
+        rgb=rgb, depth=depth, segmentation=segmentation, fx=600.0, fy=600.0, cx=320.0, cy=240.0, width=w, height=h, category=cat,
         instruction=f"open the {part} of the {cat.replace('_', ' ')}", split=split, contact_uv=[u, v],
         up_cam=up.tolist(), forward_cam=fw.tolist(), aff_pos_uv=pos, aff_neg_uv=neg, part=part, handle=True,
         hinge_side="left", joint_type="revolute" if part == "door" else "prismatic",

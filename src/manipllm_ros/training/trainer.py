@@ -32,6 +32,7 @@ from manipllm_ros.model.policy import PosePredictor
 from manipllm_ros.training.config import TrainConfig
 from manipllm_ros.training.data import Collator, MixedTaskDataset, load_samples
 from manipllm_ros.training.metrics import evaluate
+from manipllm_ros.training.part_supervision import PartSupervision
 
 STATE_FILE = "trainer_state.pt"
 
@@ -77,11 +78,20 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
         val_samples = load_samples(cfg.data.path, cfg.data.val_split, size, cfg.data.max_val_samples)
     val_samples = (val_samples or [])[: cfg.data.max_val_samples]
 
+    part = None
+    if cfg.part_supervision > 0:
+        if not any("part_grid" in s for s in train_samples):
+            raise ValueError("part_supervision > 0 needs a dataset with segmentations (mask_png); this one has none")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            part = PartSupervision(vlm.model.model.visual, vlm.model.config.text_config.hidden_size).to(vlm.device)
     ds = MixedTaskDataset(train_samples, vlm.processor, cfg.data.task_weights, seed=cfg.seed,
-                          n_affordance=cfg.data.n_affordance, mask_prob=cfg.data.mask_prob)  # fmt: skip
+                          n_affordance=cfg.data.n_affordance, mask_prob=cfg.data.mask_prob,
+                          part_targets=part is not None)  # fmt: skip
     dl = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, collate_fn=Collator(vlm.processor.pad_id),
                     num_workers=cfg.data.num_workers, generator=torch.Generator().manual_seed(cfg.seed))  # fmt: skip
-    opt = torch.optim.AdamW(vlm.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = vlm.trainable_parameters() + (list(part.parameters()) if part is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     # The scheduler is stepped by us once per optimizer step (not prepared: Accelerate would step it per process).
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.max_steps)
     wrapped, opt, dl = acc.prepare(vlm.peft, opt, dl)
@@ -91,6 +101,8 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
     if ck is not None:
         st = torch.load(ck / STATE_FILE, map_location="cpu", weights_only=False)
         vlm.load_adapters(ck)
+        if part is not None and "part_head" in st:
+            part.load_state_dict(st["part_head"])
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         step, epoch = int(st["step"]), int(st["epoch"])
@@ -120,8 +132,11 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
             shutil.rmtree(tmp, ignore_errors=True)
             vlm.adapter_version = f"{tag}"
             vlm.save(tmp)
-            torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, "epoch": epoch,
-                        "torch_rng": torch.get_rng_state()}, tmp / STATE_FILE)  # fmt: skip
+            state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, "epoch": epoch,
+                     "torch_rng": torch.get_rng_state()}  # fmt: skip
+            if part is not None:
+                state["part_head"] = part.state_dict()
+            torch.save(state, tmp / STATE_FILE)
             shutil.rmtree(d, ignore_errors=True)
             os.replace(tmp, d)
             olds = sorted((int(p.name.split("-")[1]), p) for p in out.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
@@ -132,20 +147,26 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
 
     pbar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not (cfg.progress and acc.is_main_process))
     wrapped.train()
-    run_loss, run_n, t_start = 0.0, 0, time.perf_counter()
+    run_loss, run_n, run_part, t_start = 0.0, 0, 0.0, time.perf_counter()
     while step < cfg.max_steps:
         ds.set_epoch(epoch)
         if hasattr(dl, "set_epoch"):
             dl.set_epoch(epoch)
         for batch in dl:
+            part_target = batch.pop("part_target", None)
             with acc.accumulate(wrapped):
                 loss, _ = vlm.loss(batch, module=wrapped)
-                acc.backward(loss)
+                part_loss = part.loss(part_target) if part is not None else None
+                acc.backward(loss if part_loss is None else loss + cfg.part_supervision * part_loss)
                 if acc.sync_gradients:
-                    acc.clip_grad_norm_(vlm.trainable_parameters(), cfg.max_grad_norm)
+                    if part is not None and acc.num_processes > 1:  # the head is outside DDP: average it here
+                        for p in part.parameters():
+                            p.grad = acc.reduce(p.grad, reduction="mean")
+                    acc.clip_grad_norm_(params, cfg.max_grad_norm)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
             run_loss += float(loss.detach())
+            run_part += float(part_loss.detach()) if part_loss is not None else 0.0
             run_n += 1
             if not acc.sync_gradients:
                 continue
@@ -154,10 +175,12 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
             pbar.update(1)
             pbar.set_postfix(loss=f"{run_loss / max(run_n, 1):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
             if step % cfg.log_every == 0 and acc.is_main_process:
-                _log(metrics_f, {"step": step, "kind": "train", "loss": run_loss / max(run_n, 1),
-                                 "lr": sched.get_last_lr()[0], "elapsed_s": time.perf_counter() - t_start,
-                                 "world_size": acc.num_processes})  # fmt: skip
-                run_loss, run_n = 0.0, 0
+                rec = {"step": step, "kind": "train", "loss": run_loss / max(run_n, 1), "lr": sched.get_last_lr()[0],
+                       "elapsed_s": time.perf_counter() - t_start, "world_size": acc.num_processes}
+                if part is not None:
+                    rec["part_loss"] = run_part / max(run_n, 1)
+                _log(metrics_f, rec)
+                run_loss, run_n, run_part = 0.0, 0, 0.0
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
                 wrapped.eval()
                 last_eval = validate() or last_eval
