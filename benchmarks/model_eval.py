@@ -4,9 +4,11 @@ Splits: test_seen (unseen instances of training categories) and test_unseen (hel
 Metrics per split: parse rate; contact pixel error (px, 640x480 image); up / forward angle errors (deg);
 "on movable part" = the predicted pixel's nearest labelled affordance point (the dataset's <= 20 points with
 affordance > 0.8 on the movable part and <= 20 with < 0.2 elsewhere on the object) is a positive one and lies
-within 20 px. This is a proxy: the dataset stores no part masks. Unparseable answers count as misses.
+within 20 px, a proxy for datasets without part masks; where the dataset has them (`mask_png`), it is exact: the
+predicted pixel lies on the movable part's mask. Unparseable answers count as misses.
 Two measures that ask "does the model look at the image" (benchmarks/model_small_sim.md: the first small
-model did not): "part centre err" = distance to the mean of the sample's positive affordance points, a target
+model did not): "part centre err" = distance to the part mask's centroid (or, without masks, the mean of the sample's positive
+affordance points), a target
 free of the contact label's noise (data collection draws the contact uniformly over the part); "within-cat
 corr" = correlation between predicted and true part centre after removing each category's mean (x and y
 pooled), 0 for a model that predicts one pixel per category, 1 for one that tracks the part exactly. The
@@ -14,8 +16,7 @@ pooled), 0 for a model that predicts one pixel per category, 1 for one that trac
 in training): the prior a model learns without looking.
 Modes: cot / direct, each also with the pose turn constrained to the answer grammar ("-grammar").
 Baselines: "mean" predicts the training set's mean contact pixel and mean directions; "random point on object"
-picks one of the sample's labelled points uniformly (the random-pixel-on-object baseline, restricted to the
-labelled points).
+picks a pixel uniformly on the object's mask (without masks: one of the sample's labelled points).
 
     .venv/bin/python benchmarks/model_eval.py --checkpoint runs/small/final --data data/sim-v1 --out benchmarks/model_eval.md
 """
@@ -32,12 +33,36 @@ import torch
 
 from manipllm_ros.geometry import angle_between
 from manipllm_ros.model.policy import PosePredictor, Prediction
-from manipllm_ros.sim.dataset import iter_samples
+from manipllm_ros.sim.dataset import decode_png, iter_samples
 
 ON_PART_RADIUS = 20.0
 
 
+def stratified(samples, n: int) -> list[dict]:
+    """Up to n samples, taken round-robin over categories in shard order (the first n in shard order can be a
+    few categories only, which biases every per-category measure)."""
+    by: dict[str, list[dict]] = {}
+    for s in samples:
+        by.setdefault(s["category"], []).append(s)
+    out, k = [], 0
+    while len(out) < n and any(k < len(v) for v in by.values()):
+        out += [v[k] for v in by.values() if k < len(v)][: n - len(out)]
+        k += 1
+    return out
+
+
+def decoded(s: dict) -> dict:
+    s = dict(s, rgb=decode_png(s["rgb_png"]))
+    if s.get("mask_png"):
+        s["segmentation"] = decode_png(s["mask_png"])
+    return s
+
+
 def on_part(uv, s) -> bool:
+    seg = s.get("segmentation")
+    if seg is not None:
+        u, v = int(round(float(uv[0]))), int(round(float(uv[1])))
+        return bool(0 <= v < seg.shape[0] and 0 <= u < seg.shape[1] and seg[v, u] == 2)
     pts = [(p, True) for p in s.get("aff_pos_uv") or []] + [(p, False) for p in s.get("aff_neg_uv") or []]
     if not pts:
         return False
@@ -47,6 +72,10 @@ def on_part(uv, s) -> bool:
 
 
 def centre(s) -> np.ndarray:
+    seg = s.get("segmentation")
+    if seg is not None and (seg == 2).any():
+        vs, us = np.nonzero(seg == 2)
+        return np.array([us.mean(), vs.mean()])
     pts = s.get("aff_pos_uv") or []
     return np.mean(pts, 0) if pts else np.asarray(s["contact_uv"], float)
 
@@ -120,12 +149,9 @@ def main() -> None:
                 for c, ss in by_cat.items()}  # fmt: skip
     rng = random.Random(0)
     results = {}
+    masked = True
     for split in a.splits:
-        samples = []
-        for s in iter_samples(a.data, split=split):
-            samples.append(s)
-            if len(samples) >= a.max_per_split:
-                break
+        samples = [decoded(s) for s in stratified(iter_samples(a.data, split=split, decode=False), a.max_per_split)]
         res = {}
         res["baseline: mean pose"] = summarize([row(mean_uv, mean_up, mean_fw, s) for s in samples])
         res["baseline: category mean pose"] = summarize(
@@ -133,8 +159,14 @@ def main() -> None:
         )
         rnd = []
         for s in samples:
-            pts = (s.get("aff_pos_uv") or []) + (s.get("aff_neg_uv") or [])
-            uv = rng.choice(pts) if pts else mean_uv
+            seg = s.get("segmentation")
+            if seg is not None and (seg > 0).any():
+                vs, us = np.nonzero(seg > 0)
+                k = rng.randrange(len(us))
+                uv = (us[k], vs[k])
+            else:
+                pts = (s.get("aff_pos_uv") or []) + (s.get("aff_neg_uv") or [])
+                uv = rng.choice(pts) if pts else mean_uv
             rnd.append(row(uv, mean_up, mean_fw, s))
         res["baseline: random point on object (+ mean directions)"] = summarize(rnd)
         for mode in a.modes:
@@ -152,10 +184,13 @@ def main() -> None:
                         rows.append({"parsed": False, "on_part": False, "cat": s["category"]})
             res[f"model ({mode})"] = summarize(rows) | {"seconds": time.perf_counter() - t0}
         results[split] = res
+        masked = masked and all(s.get("segmentation") is not None for s in samples)
     lines = [f"# Model evaluation: `{a.checkpoint}` on `{a.data}`", "",
              "Splits: test_seen = unseen instances of training categories; test_unseen = held-out categories. "
-             f"'on movable part' is a proxy (nearest labelled affordance point is positive and within "
-             f"{ON_PART_RADIUS:.0f} px; no part masks in the dataset). Unparseable answers count as misses; "
+             + ("'on movable part' = on the part's mask (the dataset has masks). " if masked else
+                f"'on movable part' is a proxy (nearest labelled affordance point is positive and within "
+                f"{ON_PART_RADIUS:.0f} px; no part masks in the dataset). ")
+             + "Unparseable answers count as misses; "
              "error means are over parsed answers only. '-grammar' = pose turn decoded under the answer grammar.",
              ""]  # fmt: skip
     for split, res in results.items():

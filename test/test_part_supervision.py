@@ -98,3 +98,16 @@ def test_part_loss_reaches_v_adapter_and_projector_only():
     assert part.head.weight.grad is not None
     with pytest.raises(RuntimeError, match="has not run"):
         part.loss(target)  # the tokens of a forward are used once
+
+
+def test_grounding_examples_come_from_the_mask_and_fall_back_to_pose_without_one():
+    raw = synthetic_samples(3)
+    samples = prepare_samples(raw, (112, 84))
+    for r, s in zip(raw, samples):
+        vs, us = np.nonzero(r["segmentation"] == 2)
+        assert np.allclose(s["part_centre_uv"], [us.mean(), vs.mean()])
+    vlm = AdaptedVLM.build(preset("tiny").model.model_copy(update={"device": "cpu"}))
+    ds = MixedTaskDataset(samples, vlm.processor, {"grounding": 1.0})
+    assert ds.example(0).task == "grounding"
+    bare = [{k: v for k, v in s.items() if k != "part_centre_uv"} for s in samples]
+    assert MixedTaskDataset(bare, vlm.processor, {"grounding": 1.0}).example(0).task == "pose"

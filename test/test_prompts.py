@@ -14,6 +14,7 @@ def _sample(**kw):
         contact_uv=[412.0, 233.0], up_cam=[0.1, -0.2, -0.97], forward_cam=[0.0, 0.98, -0.2],
         aff_pos_uv=[[400 + i, 230] for i in range(30)], aff_neg_uv=[[100, 100 + i] for i in range(25)],
         reasoning="The door opens about a hinge on the left, so pull the handle on the right.", sample_id="s0",
+        part="door", part_centre_uv=[390.0, 240.0],
     )
     s.update(kw)
     return s
@@ -106,6 +107,22 @@ def test_make_example_dispatch_and_unknown_task():
         assert P.make_example(s, t, random.Random(0)).task == t
     with pytest.raises(ValueError, match="unknown task"):
         P.make_example(s, "dance", random.Random(0))
+
+
+def test_grounding_format_round_trip_and_errors():
+    frame = P.ImageFrame(640, 480, 224, 168)
+    ex = P.make_example(_sample(), "grounding", random.Random(0), model_size=(224, 168))
+    (turn,) = ex.turns
+    assert turn.question == "Open the door of the microwave. Point to the centre of the part that moves."
+    assert turn.answer.startswith("The door is at (")
+    part, (u, v) = P.parse_grounding(turn.answer, frame)
+    assert part == "door" and abs(u - 390) <= 640 / 224 and abs(v - 240) <= 480 / 168
+    with pytest.raises(ValueError, match="no part mask"):
+        P.grounding_example(_sample(part_centre_uv=None))
+    with pytest.raises(P.PromptParseError, match="outside the 224x168"):
+        P.parse_grounding("The door is at (224, 10)", frame)
+    with pytest.raises(P.PromptParseError, match="expected 'The <part> is at"):
+        P.parse_grounding("somewhere left", frame)
 
 
 FRAME = P.ImageFrame.identity(640, 480)

@@ -39,6 +39,7 @@ AFFORDANCE_QUESTION_SINGLE = (
 )
 POSE_QUESTION = "Specify the contact point and gripper direction of manipulating the object."
 MASKED_POSE_QUESTION = "Fill in the masked values of the contact point and gripper direction: "
+GROUNDING_QUESTION = "Point to the centre of the part that moves."
 POSE_ANSWER_TEMPLATE = (
     "The contact point is ({x}, {y}), the gripper up direction is ({ux}, {uy}, {uz}), "
     "the gripper forward direction is ({fx}, {fy}, {fz})"
@@ -53,6 +54,7 @@ POSE_ANSWER_RE = re.compile(
     r"the gripper forward direction is \(\s*" + _INT + _SEP + _INT + _SEP + _INT + r"\s*\)"
 )
 _POINT_RE = re.compile(r"\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)")
+GROUNDING_ANSWER_RE = re.compile(r"The (.{1,40}?) is at \(\s*" + _INT + _SEP + _INT + r"\s*\)")
 
 
 class PromptParseError(ValueError):
@@ -320,7 +322,23 @@ def cot_example(sample: Mapping, model_size: tuple[int, int] | None = None) -> E
     )
 
 
-TASKS = ("category", "affordance", "pose", "masked_pose", "cot")
+def grounding_example(sample: Mapping, model_size: tuple[int, int] | None = None) -> Example:
+    """Where the movable part is: the centroid of its mask (`part_centre_uv`, set where the dataset has masks).
+
+    Not one of the paper's four tasks: an optional extra (weight 0 by default) for random-init bases, whose
+    exact, noise-free answer asks the model to find the part in the image (benchmarks/model_part_supervision.md).
+    """
+    centre = sample.get("part_centre_uv")
+    if centre is None:
+        raise ValueError(f"sample {sample.get('sample_id')!r} has no part mask for grounding")
+    frame = _frame_for(sample, model_size)
+    x, y = frame.to_model(*centre)
+    part = str(sample.get("part") or "part").strip() or "part"
+    q = f"{_instruction_sentence(sample['instruction'])} {GROUNDING_QUESTION}"
+    return Example("grounding", [Turn(q, f"The {part} is at {format_point(x, y)}")])
+
+
+TASKS = ("category", "affordance", "pose", "masked_pose", "cot", "grounding")
 
 
 def make_example(
@@ -341,6 +359,8 @@ def make_example(
         return masked_pose_example(sample, rng, mask_prob=mask_prob, model_size=model_size)
     if task == "cot":
         return cot_example(sample, model_size=model_size)
+    if task == "grounding":
+        return grounding_example(sample, model_size=model_size)
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
 
@@ -404,6 +424,17 @@ def parse_category(text: str) -> str:
     if not c or len(c) > 64 or "\n" in c:
         raise CategoryParseError("expected a short category name", text)
     return c
+
+
+def parse_grounding(text: str, frame: ImageFrame) -> tuple[str, tuple[float, float]]:
+    """(part noun, original-image pixel) of a grounding answer; off-image points are errors."""
+    m = GROUNDING_ANSWER_RE.search(text) if isinstance(text, str) else None
+    if m is None:
+        raise PromptParseError("expected 'The <part> is at (x, y)'", repr(text))
+    x, y = int(m.group(2)), int(m.group(3))
+    if not (0 <= x < frame.model_width and 0 <= y < frame.model_height):
+        raise PromptParseError(f"point ({x}, {y}) is outside the {frame.model_width}x{frame.model_height} image", text)
+    return m.group(1), frame.to_orig(x, y)
 
 
 def parse_points(question: str) -> list[tuple[int, int]]:
