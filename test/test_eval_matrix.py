@@ -26,6 +26,8 @@ def test_paper_matrix_lists_the_paper_rows():
                      ("abl-all4", "all4")]:
         assert by[name].checkpoint == f"checkpoints/small-gpu/{ck}"
     assert mf.splits == ["test_seen", "test_unseen"]
+    part = load_matrix(REPO / "config" / "eval_part_supervision.yaml")
+    assert {r.name for r in part.rows} >= {"random-object", "random-part", "model-part", "model-part-ground"}
 
 
 def test_bad_matrix_files_and_rows_are_refused_with_the_row_named(tmp_path):
