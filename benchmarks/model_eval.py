@@ -31,6 +31,7 @@ import time
 import numpy as np
 import torch
 
+from manipllm_ros import prompts as P
 from manipllm_ros.geometry import angle_between
 from manipllm_ros.model.policy import PosePredictor, Prediction
 from manipllm_ros.sim.dataset import decode_png, iter_samples
@@ -122,6 +123,18 @@ def row(uv, up, fw, s) -> dict:
             "up": angle_between(up, s["up_cam"]), "fw": angle_between(fw, s["forward_cam"]), "on_part": on_part(uv, s)}
 
 
+def grounding_rows(pred: PosePredictor, chunk: list[dict], up, fw) -> list[dict]:
+    qs = [P.grounding_question(s["instruction"]) for s in chunk]
+    out = []
+    for s, text in zip(chunk, pred.ask([s["rgb"] for s in chunk], qs, max_new_tokens=24)):
+        frame = P.ImageFrame(s["width"], s["height"], pred.vlm.processor.image_width, pred.vlm.processor.image_height)
+        try:
+            out.append(row(P.parse_grounding(text, frame)[1], up, fw, s))
+        except P.PromptParseError:
+            out.append({"parsed": False, "on_part": False, "cat": s["category"]})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", required=True)
@@ -130,7 +143,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--modes", nargs="+", default=["cot", "direct", "cot-grammar", "direct-grammar"],
-                    choices=["cot", "direct", "cot-grammar", "direct-grammar"])
+                    choices=["cot", "direct", "cot-grammar", "direct-grammar", "grounding"],
+                    help="grounding: ask where the moving part is (the optional grounding task) and score that "
+                         "point as the contact, with the mean directions")
     ap.add_argument("--splits", nargs="+", default=["test_seen", "test_unseen"],
                     help="add 'train' to see how well the model fits what it trained on")
     ap.add_argument("--out")
@@ -175,6 +190,9 @@ def main() -> None:
             rows, t0 = [], time.perf_counter()
             for i in range(0, len(samples), a.batch):
                 chunk = samples[i : i + a.batch]
+                if mode == "grounding":
+                    rows += grounding_rows(pred, chunk, mean_up, mean_fw)
+                    continue
                 out = pred.predict_batch([s["rgb"] for s in chunk], [s["instruction"] for s in chunk],
                                          chain_of_thought=mode.startswith("cot"))  # fmt: skip
                 for s, r in zip(chunk, out):

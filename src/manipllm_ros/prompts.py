@@ -322,6 +322,10 @@ def cot_example(sample: Mapping, model_size: tuple[int, int] | None = None) -> E
     )
 
 
+def grounding_question(instruction: str) -> str:
+    return f"{_instruction_sentence(instruction)} {GROUNDING_QUESTION}"
+
+
 def grounding_example(sample: Mapping, model_size: tuple[int, int] | None = None) -> Example:
     """Where the movable part is: the centroid of its mask (`part_centre_uv`, set where the dataset has masks).
 
@@ -334,8 +338,7 @@ def grounding_example(sample: Mapping, model_size: tuple[int, int] | None = None
     frame = _frame_for(sample, model_size)
     x, y = frame.to_model(*centre)
     part = str(sample.get("part") or "part").strip() or "part"
-    q = f"{_instruction_sentence(sample['instruction'])} {GROUNDING_QUESTION}"
-    return Example("grounding", [Turn(q, f"The {part} is at {format_point(x, y)}")])
+    return Example("grounding", [Turn(grounding_question(sample["instruction"]), f"The {part} is at {format_point(x, y)}")])
 
 
 TASKS = ("category", "affordance", "pose", "masked_pose", "cot", "grounding")
