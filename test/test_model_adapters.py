@@ -13,6 +13,7 @@ from manipllm_ros.model.build import AdaptedVLM, ModelLoadError
 from manipllm_ros.model.config import ModelConfig
 from manipllm_ros.model.policy import PosePredictor
 from manipllm_ros.model.processor import collate
+from manipllm_ros.training.data import prepare_samples
 from manipllm_ros.training.synthetic import synthetic_sample
 
 CFG = ModelConfig(device="cpu")
@@ -24,8 +25,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def _batch(vlm: AdaptedVLM, n: int = 2) -> dict:
     encs = []
     for i in range(n):
-        s = synthetic_sample(i)
-        for task in P.TASKS:
+        s = prepare_samples([synthetic_sample(i)], (vlm.cfg.image_width, vlm.cfg.image_height))[0]
+        for task in P.TASKS:  # every format, the optional grounding task included
             ex = P.make_example(s, task, random.Random(i), model_size=(vlm.cfg.image_width, vlm.cfg.image_height))
             encs.append(vlm.processor.encode_example(s["rgb"], ex))
     return collate(encs, vlm.processor.pad_id)
