@@ -35,6 +35,7 @@ from manipllm_ros import prompts as P
 from manipllm_ros.geometry import angle_between
 from manipllm_ros.model.policy import PosePredictor, Prediction
 from manipllm_ros.sim.dataset import decode_png, iter_samples
+from manipllm_ros.training.part_supervision import PART_LABEL, part_centre
 
 ON_PART_RADIUS = 20.0
 
@@ -63,7 +64,7 @@ def on_part(uv, s) -> bool:
     seg = s.get("segmentation")
     if seg is not None:
         u, v = int(round(float(uv[0]))), int(round(float(uv[1])))
-        return bool(0 <= v < seg.shape[0] and 0 <= u < seg.shape[1] and seg[v, u] == 2)
+        return bool(0 <= v < seg.shape[0] and 0 <= u < seg.shape[1] and seg[v, u] == PART_LABEL)
     pts = [(p, True) for p in s.get("aff_pos_uv") or []] + [(p, False) for p in s.get("aff_neg_uv") or []]
     if not pts:
         return False
@@ -73,10 +74,9 @@ def on_part(uv, s) -> bool:
 
 
 def centre(s) -> np.ndarray:
-    seg = s.get("segmentation")
-    if seg is not None and (seg == 2).any():
-        vs, us = np.nonzero(seg == 2)
-        return np.array([us.mean(), vs.mean()])
+    c = part_centre(s["segmentation"]) if s.get("segmentation") is not None else None
+    if c is not None:
+        return np.array(c)
     pts = s.get("aff_pos_uv") or []
     return np.mean(pts, 0) if pts else np.asarray(s["contact_uv"], float)
 

@@ -24,7 +24,7 @@ import torch
 from manipllm_ros.model.build import AdaptedVLM
 from manipllm_ros.sim.dataset import decode_png, iter_samples
 from manipllm_ros.training.data import prepare_samples
-from manipllm_ros.training.part_supervision import PART_LABEL, PartSupervision, token_targets
+from manipllm_ros.training.part_supervision import PartSupervision, part_centre, token_targets
 from model_eval import corr_within, decoded, stratified  # benchmarks/model_eval.py, beside this script
 
 
@@ -58,9 +58,9 @@ def main() -> None:
     raw = [decoded(s) for s in stratified(iter_samples(a.data, split=a.split, decode=False), a.max)]
     samples = prepare_samples(raw, size)
     for s in train:  # the prior: each training category's mean part centroid
-        vs, us = np.nonzero(decode_png(s["mask_png"]) == PART_LABEL)
-        if len(us):
-            cat_mean.setdefault(s["category"], []).append([us.mean(), vs.mean()])
+        c = part_centre(decode_png(s["mask_png"]))
+        if c is not None:
+            cat_mean.setdefault(s["category"], []).append(c)
     cm = {c: np.mean(v, 0) for c, v in cat_mean.items()}
     soft, best, truth, prior, cats, bce = [], [], [], [], [], []
     W, H = raw[0]["width"], raw[0]["height"]
@@ -68,8 +68,7 @@ def main() -> None:
         for s in samples:
             pv, thw = vlm.processor.encode_images([s["rgb"]])
             visual(pv, grid_thw=thw)
-            tokens = part._tokens
-            part._tokens = None
+            tokens = part.take_tokens()
             logits = part.head(tokens.float()).squeeze(-1)
             tgt = token_targets(s["part_grid"], thw)
             bce.append(float(torch.nn.functional.binary_cross_entropy_with_logits(logits, tgt)))

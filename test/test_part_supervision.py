@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from manipllm_ros.model.build import AdaptedVLM
 from manipllm_ros.training.config import preset
 from manipllm_ros.training.data import MixedTaskDataset, prepare_samples
-from manipllm_ros.training.part_supervision import PartSupervision, part_fraction_grid, token_targets
+from manipllm_ros.training.part_supervision import PartSupervision, part_centre, part_fraction_grid, token_targets
 from manipllm_ros.training.synthetic import synthetic_samples
 from manipllm_ros.training.trainer import train
 
@@ -32,6 +32,8 @@ def test_part_fraction_grid_known_answer():
     seg[:, 240:400] = 2  # 160 of 640 columns: block 1 (cols 160-320) half covered, block 2 half covered
     g = part_fraction_grid(seg, (112, 84))
     assert np.allclose(g[0], [0.0, 0.5, 0.5, 0.0], atol=0.02)
+    assert part_centre(seg) == pytest.approx((319.5, 239.5))
+    assert part_centre(np.zeros((4, 4), np.uint8)) is None  # the part is not in view
     with pytest.raises(ValueError, match="multiples of 28"):
         part_fraction_grid(seg, (100, 84))
     with pytest.raises(ValueError, match="HxW"):
@@ -96,7 +98,7 @@ def test_part_loss_reaches_v_adapter_and_projector_only():
     got = {vlm.group(n) for n, p in vlm.peft.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert got == {"v_adapter", "projector"}
     assert part.head.weight.grad is not None
-    with pytest.raises(RuntimeError, match="has not run"):
+    with pytest.raises(RuntimeError, match="has not run since its tokens were last taken"):
         part.loss(target)  # the tokens of a forward are used once
 
 

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from manipllm_ros import prompts as P
 from manipllm_ros.model.processor import Encoded, ManipProcessor, collate
-from manipllm_ros.training.part_supervision import PART_LABEL, part_fraction_grid, token_targets
+from manipllm_ros.training.part_supervision import part_centre, part_fraction_grid, token_targets
 
 REQUIRED = ("rgb", "width", "height", "category", "instruction", "contact_uv", "up_cam", "forward_cam")
 
@@ -48,9 +48,9 @@ def prepare_samples(samples: Iterable[Mapping[str, Any]], model_size: tuple[int,
         seg = s.get("segmentation")
         if seg is not None:
             d["part_grid"] = part_fraction_grid(seg, model_size)
-            vs, us = np.nonzero(np.asarray(seg) == PART_LABEL)
-            if len(us):
-                d["part_centre_uv"] = [float(us.mean()), float(vs.mean())]
+            centre = part_centre(seg)
+            if centre is not None:
+                d["part_centre_uv"] = list(centre)
         out.append(d)
         if limit is not None and len(out) >= limit:
             break

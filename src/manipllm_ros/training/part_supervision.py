@@ -38,6 +38,12 @@ def part_fraction_grid(segmentation: np.ndarray, model_size: tuple[int, int]) ->
     return frac.reshape(gh, TOKEN_PIXELS, gw, TOKEN_PIXELS).mean(axis=(1, 3)).astype(np.float32)
 
 
+def part_centre(segmentation: np.ndarray) -> tuple[float, float] | None:
+    """(u, v) centroid of the movable part's pixels, None when the part is not in view."""
+    vs, us = np.nonzero(np.asarray(segmentation) == PART_LABEL)
+    return (float(us.mean()), float(vs.mean())) if len(us) else None
+
+
 def token_targets(fraction_grid: np.ndarray | None, grid_thw: torch.Tensor, merge: int = 2) -> torch.Tensor:
     """Targets in the vision tower's output order for one image (NaN everywhere without a segmentation).
 
@@ -65,11 +71,16 @@ class PartSupervision(nn.Module):
     def _keep(self, module: nn.Module, args: tuple, output) -> None:
         self._tokens = getattr(output, "pooler_output", output)
 
+    def take_tokens(self) -> torch.Tensor:
+        """The merged image tokens of the vision tower's last forward; each forward's tokens are taken once."""
+        if self._tokens is None:
+            raise RuntimeError("part supervision: the vision tower has not run since its tokens were last taken")
+        tokens, self._tokens = self._tokens, None
+        return tokens
+
     def loss(self, targets: torch.Tensor) -> torch.Tensor:
         """Mean BCE over tokens with a target; call right after the model's forward on the same batch."""
-        if self._tokens is None:
-            raise RuntimeError("part supervision: the vision tower has not run since the last loss")
-        tokens, self._tokens = self._tokens, None
+        tokens = self.take_tokens()
         if tokens.shape[0] != targets.shape[0]:
             raise RuntimeError(f"part supervision: {tokens.shape[0]} image tokens for {targets.shape[0]} targets")
         t = targets.to(tokens.device)
