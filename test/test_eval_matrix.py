@@ -28,6 +28,10 @@ def test_paper_matrix_lists_the_paper_rows():
     assert mf.splits == ["test_seen", "test_unseen"]
     part = load_matrix(REPO / "config" / "eval_part_supervision.yaml")
     assert {r.name for r in part.rows} >= {"random-object", "random-part", "model-part", "model-part-ground"}
+    pby = {r.name: r for r in part.rows}
+    assert pby["model-part-ground"].eval_proposer == "model-direct"
+    assert pby["model-part-ground-grounded"].eval_proposer == "model-direct-grounded"
+    assert pby["model-part-ground-grounded-straight"].pull == "straight"
 
 
 def test_bad_matrix_files_and_rows_are_refused_with_the_row_named(tmp_path):

@@ -48,3 +48,25 @@ def test_eval_counts_every_attempt_and_resumes(tmp_path):
     again = run_eval(cfg)
     assert len((cfg.out / "episodes.jsonl").read_text().splitlines()) == 4
     assert again["overall"] == summary["overall"]
+
+
+def test_grounded_model_proposer_refuses_a_checkpoint_without_the_grounding_task(one_torch_thread):
+    """demo-tiny learned the pose, not the grounding question: the grounded proposer's attempt fails and says
+    why, instead of quietly pulling at the pose answer's pixel."""
+    import numpy as np
+
+    from manipllm_ros.evaluation.episode import EpisodeSpec, build_arm
+    from manipllm_ros.evaluation.proposals import make_proposer
+
+    obj, arm = build_arm(EpisodeSpec("microwave", 5, 0))
+    with arm:
+        obs = arm.world.observe()
+    tiny = str(REPO / "models" / "demo-tiny")
+    plain = make_proposer("model-direct", tiny).propose(obs, obj.meta.instruction, np.random.default_rng(0))
+    assert plain.ok
+    grounded = make_proposer("model-direct-grounded", tiny)
+    assert grounded.name == "model-direct-grounded" and grounded.ground_contact
+    prop = grounded.propose(obs, obj.meta.instruction, np.random.default_rng(0))
+    assert not prop.ok and "grounding turn" in prop.error and (prop.u, prop.v) == (-1, -1)
+    with pytest.raises(ValueError, match="model-direct-grounded"):
+        make_proposer("model-sideways", tiny)

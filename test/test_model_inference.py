@@ -66,14 +66,13 @@ def test_cached_incremental_decoding_matches_full_forward():
         torch.testing.assert_close(sess.pending[i], ref, atol=1e-4, rtol=1e-4)
 
 
-def _overfit(pred: PosePredictor, samples: list[dict], max_steps: int = 400, lr: float = 1e-2) -> int:
+def _overfit(pred: PosePredictor, samples: list[dict], max_steps: int = 400, lr: float = 1e-2,
+             tasks: tuple[str, ...] = ("cot", "pose")) -> int:
     """Train until teacher-forced greedy accuracy on every answer token is 100% (the tiny model memorises)."""
     vlm = pred.vlm
     size = (vlm.cfg.image_width, vlm.cfg.image_height)
-    encs = []
-    for s in samples:
-        encs.append(vlm.processor.encode_example(s["rgb"], P.cot_example(s, model_size=size)))
-        encs.append(vlm.processor.encode_example(s["rgb"], P.pose_example(s, model_size=size)))
+    make = {"cot": P.cot_example, "pose": P.pose_example, "grounding": P.grounding_example}
+    encs = [vlm.processor.encode_example(s["rgb"], make[t](s, model_size=size)) for s in samples for t in tasks]
     batch = collate(encs, vlm.processor.pad_id)
     opt = torch.optim.AdamW(vlm.trainable_parameters(), lr=lr, weight_decay=0.0)
     torch.manual_seed(0)
@@ -122,6 +121,32 @@ def test_trained_tiny_model_predicts_pose_with_cot_direct_batched():
     for s, r in zip(samples, batch):
         single = pred.predict(s["rgb"], s["instruction"])
         assert r.answer == single.answer and r.reasoning == single.reasoning
+    # this model never learned the grounding question: asking for a grounded contact is a typed error, not a
+    # silent fallback to the pose answer's pixel
+    with pytest.raises(PoseParseError, match="grounding turn"):
+        pred.predict(samples[0]["rgb"], samples[0]["instruction"], chain_of_thought=False, ground_contact=True)
+
+
+@pytest.mark.slow
+def test_grounded_contact_takes_the_pixel_from_the_grounding_answer_and_directions_from_the_pose():
+    from manipllm_ros.training.part_supervision import part_centre
+
+    cfg = CFG.model_copy(update={"lora": CFG.lora.model_copy(update={"extra_trainable": ["lm_head"]})})
+    pred = PosePredictor.from_config(cfg)
+    samples = [dict(s, part_centre_uv=list(part_centre(s["segmentation"]))) for s in (synthetic_sample(0),
+                                                                                        synthetic_sample(1))]
+    _overfit(pred, samples, tasks=("pose", "grounding"))
+    frame = pred.vlm.processor.frame(640, 480)
+    rs = pred.predict_batch([s["rgb"] for s in samples], [s["instruction"] for s in samples],
+                            chain_of_thought=False, ground_contact=True)  # fmt: skip
+    for s, r in zip(samples, rs):
+        assert isinstance(r, Prediction)
+        centre = frame.to_orig(*frame.to_model(*s["part_centre_uv"]))
+        contact = frame.to_orig(*frame.to_model(*s["contact_uv"]))
+        assert r.pixel == pytest.approx(centre) and r.pixel != pytest.approx(contact)  # the box centre, not the handle
+        assert np.degrees(np.arccos(np.clip(np.dot(r.up, s["up_cam"]), -1, 1))) < 3  # directions: the pose answer
+        assert r.turns[0][0] == P.grounding_question(s["instruction"]) and r.turns[0][1].startswith("The door is at")
+        assert r.timings["grounding"] > 0 and r.timings["total"] >= r.timings["grounding"]
 
 
 def test_constrained_decoding_gives_well_formed_pose_from_untrained_model():

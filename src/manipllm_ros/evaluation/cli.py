@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from manipllm_ros.evaluation.proposals import MODEL_PROPOSERS
+
 
 def _matrix(args: argparse.Namespace) -> int:
     from manipllm_ros.evaluation.matrix import MatrixError, MatrixRow, check_rows, load_matrix, run_matrix
@@ -22,7 +24,8 @@ def _matrix(args: argparse.Namespace) -> int:
         else:  # one row from the flags, over several seeds and/or both splits
             proposer, mode = (("model", args.proposer.split("-")[1]) if args.proposer.startswith("model")
                               else (args.proposer, "cot"))
-            rows = [MatrixRow(name=args.proposer, proposer=proposer, mode=mode, pull=args.pull,
+            contact = "grounding" if args.proposer.endswith("-grounded") else "pose"
+            rows = [MatrixRow(name=args.proposer, proposer=proposer, mode=mode, contact=contact, pull=args.pull,
                               checkpoint=args.checkpoint if proposer == "model" else None)]
             episodes, splits, categories = args.episodes or 20, args.splits or [args.split], args.categories
         check_rows(rows)  # before any episode: a missing checkpoint fails now
@@ -79,8 +82,9 @@ def _eval_tta(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="success rates per category on the fast simulated arm")
     p.add_argument("--proposer", default="model-cot",
-                   choices=["model-cot", "model-direct", "random-object", "random-part"],
-                   help="who picks the contact: the model (with/without chain of thought) or a baseline")
+                   choices=[*MODEL_PROPOSERS, "random-object", "random-part"],
+                   help="who picks the contact: the model (with/without chain of thought; '-grounded': the contact "
+                   "pixel from its grounding answer) or a baseline")
     p.add_argument("--checkpoint", help="trained model directory (model proposers)")
     p.add_argument("--pull", default="aia", choices=["aia", "straight"], help="pull policy after contact")
     p.add_argument("--split", default="test_seen", choices=["test_seen", "test_unseen"],

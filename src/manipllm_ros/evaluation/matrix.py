@@ -15,6 +15,7 @@ random stream: the rows differ only in what the row says.
         proposer: model
         checkpoint: checkpoints/small-gpu/full-s0   # relative to the current directory
         mode: cot                            # cot (chain of thought) | direct
+        contact: pose                        # pose | grounding (the contact pixel from the grounding answer)
     episodes: 20                             # optional defaults; command-line flags override them
     splits: [test_seen, test_unseen]
 
@@ -50,6 +51,9 @@ class MatrixRow(BaseModel):
     proposer: Literal["random-object", "random-part", "model"]
     checkpoint: str | None = Field(None, description="Trained model directory (proposer model).")
     mode: Literal["cot", "direct"] = Field("cot", description="Model inference: chain of thought or direct.")
+    contact: Literal["pose", "grounding"] = Field(
+        "pose", description="Model contact pixel: the pose answer's, or the grounding answer's (checkpoints trained "
+        "with the grounding task).")
     pull: Literal["aia", "straight"] = "aia"
 
     @field_validator("name")
@@ -62,7 +66,9 @@ class MatrixRow(BaseModel):
     @property
     def eval_proposer(self) -> str:
         """The `EvalConfig.proposer` of this row."""
-        return f"model-{self.mode}" if self.proposer == "model" else self.proposer
+        if self.proposer != "model":
+            return self.proposer
+        return f"model-{self.mode}" + ("-grounded" if self.contact == "grounding" else "")
 
     @property
     def text(self) -> str:

@@ -71,20 +71,24 @@ class RandomPartPixel(_RandomPixelNormal):
 
 
 class ModelProposer(Proposer):
-    """The trained MLLM, with or without chain of thought."""
+    """The trained MLLM, with or without chain of thought; `ground_contact` takes the contact pixel from the
+    model's grounding answer (`PosePredictor.predict`)."""
 
-    def __init__(self, checkpoint: str, chain_of_thought: bool = True, device: str | None = "cpu") -> None:
+    def __init__(self, checkpoint: str, chain_of_thought: bool = True, device: str | None = "cpu",
+                 ground_contact: bool = False) -> None:
         from manipllm_ros.model.policy import PosePredictor
 
         self.predictor = PosePredictor.load(checkpoint, device=device)
         self.chain_of_thought = chain_of_thought
-        self.name = "model-cot" if chain_of_thought else "model-direct"
+        self.ground_contact = ground_contact
+        self.name = ("model-cot" if chain_of_thought else "model-direct") + ("-grounded" if ground_contact else "")
 
     def propose(self, obs, instruction: str, rng: np.random.Generator) -> Proposal:
         from manipllm_ros.prompts import PoseParseError
 
         try:
-            pred = self.predictor.predict(obs.rgb, instruction, chain_of_thought=self.chain_of_thought)
+            pred = self.predictor.predict(obs.rgb, instruction, chain_of_thought=self.chain_of_thought,
+                                          ground_contact=self.ground_contact)
         except PoseParseError as exc:
             return Proposal(error=str(exc))
         u, v = int(round(pred.pixel[0])), int(round(pred.pixel[1]))
@@ -93,13 +97,17 @@ class ModelProposer(Proposer):
                         latency_ms=float(pred.timings.get("total", 0.0)))
 
 
+MODEL_PROPOSERS = ("model-cot", "model-direct", "model-cot-grounded", "model-direct-grounded")
+
+
 def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
     if name == "random-object":
         return RandomObjectPixel()
     if name == "random-part":
         return RandomPartPixel()
-    if name in ("model-cot", "model-direct"):
+    if name in MODEL_PROPOSERS:
         if not checkpoint:
             raise ValueError(f"proposer {name!r} needs --checkpoint (a trained model directory)")
-        return ModelProposer(checkpoint, chain_of_thought=name == "model-cot")
-    raise ValueError(f"unknown proposer {name!r}: random-object | random-part | model-cot | model-direct")
+        return ModelProposer(checkpoint, chain_of_thought=name.startswith("model-cot"),
+                             ground_contact=name.endswith("-grounded"))
+    raise ValueError(f"unknown proposer {name!r}: random-object | random-part | {' | '.join(MODEL_PROPOSERS)}")

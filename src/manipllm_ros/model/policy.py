@@ -8,6 +8,11 @@
 Chain of thought runs the paper's three turns (category -> reasoning -> pose) in one conversation whose image is
 encoded once and whose KV cache is reused by every later turn; `reuse_prefix=False` re-encodes the image and
 history at every turn (only to measure what the cache saves). Decoding is greedy, hence deterministic.
+
+`ground_contact=True` also asks the optional grounding question ("Point to the centre of the part that moves.")
+and takes the contact pixel from its answer, the directions from the pose answer. Why: a small model trained
+with the grounding task finds the part in the image far better than its pose answer does, which tends to give
+each category's mean pixel (benchmarks/model_part_supervision.md). Only for checkpoints trained with grounding.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from manipllm_ros.model.config import ModelConfig
 from manipllm_ros.model.constrained import PoseGrammar
 from manipllm_ros.model.generation import DecodeSession
 from manipllm_ros.prompts import PoseParseError
+
+GROUNDING_TOKENS = 32  # "The drawer front is at (123, 45)" is ~15 tokens
 
 
 @dataclass
@@ -68,10 +75,12 @@ class PosePredictor:
 
     # ---- prediction --------------------------------------------------------------------------------------
     def predict(
-        self, rgb: np.ndarray, instruction: str, chain_of_thought: bool = True, reuse_prefix: bool = True
+        self, rgb: np.ndarray, instruction: str, chain_of_thought: bool = True, reuse_prefix: bool = True,
+        ground_contact: bool = False,
     ) -> Prediction:
         """One image -> Prediction; raises PoseParseError if the model's answer does not parse."""
-        res = self.predict_batch([rgb], [instruction], chain_of_thought=chain_of_thought, reuse_prefix=reuse_prefix)
+        res = self.predict_batch([rgb], [instruction], chain_of_thought=chain_of_thought, reuse_prefix=reuse_prefix,
+                                 ground_contact=ground_contact)  # fmt: skip
         if isinstance(res[0], PoseParseError):
             raise res[0]
         return res[0]
@@ -83,6 +92,7 @@ class PosePredictor:
         instructions: Sequence[str],
         chain_of_thought: bool = True,
         reuse_prefix: bool = True,
+        ground_contact: bool = False,
     ) -> list[Prediction | PoseParseError]:
         """Batched prediction; each entry is a Prediction or the PoseParseError for that image."""
         if len(rgbs) != len(instructions) or not rgbs:
@@ -156,7 +166,33 @@ class PosePredictor:
                     turns=turns, timings=dict(timings), adapter_version=self.vlm.adapter_version,
                 )  # fmt: skip
             )
+        if ground_contact:
+            self._ground(rgbs, instructions, out)
         return out
+
+    def _ground(self, rgbs: Sequence[np.ndarray], instructions: Sequence[str],
+                out: list[Prediction | PoseParseError]) -> None:
+        """Replace each parsed prediction's pixel by the grounding answer's point (in place); a grounding answer
+        that does not parse turns the prediction into a PoseParseError (never a silent fallback)."""
+        idx = [i for i, o in enumerate(out) if isinstance(o, Prediction)]
+        if not idx:
+            return
+        t0 = time.perf_counter()
+        questions = [P.grounding_question(instructions[i]) for i in idx]
+        texts = self.ask([rgbs[i] for i in idx], questions, max_new_tokens=GROUNDING_TOKENS)
+        ms = (time.perf_counter() - t0) * 1e3
+        for i, q, text in zip(idx, questions, texts):
+            frame = self.vlm.processor.frame(rgbs[i].shape[1], rgbs[i].shape[0])
+            try:
+                _, uv = P.parse_grounding(text, frame)
+            except P.PromptParseError as exc:
+                out[i] = PoseParseError(f"grounding turn: {exc.reason}", text)
+                continue
+            pred = out[i]
+            pred.pixel = uv
+            pred.turns.insert(0, (q, text))
+            pred.timings["grounding"] = ms
+            pred.timings["total"] = pred.timings.get("total", 0.0) + ms
 
     @torch.no_grad()
     def ask(self, rgbs: Sequence[np.ndarray], questions: Sequence[str], max_new_tokens: int = 64) -> list[str]:
