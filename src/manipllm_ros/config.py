@@ -88,6 +88,9 @@ class PoseServiceConfig(_Strict):
                               "those saved with the checkpoint).")
     device: str = Field("auto", description="torch device: auto = cuda if available else cpu.")
     chain_of_thought: bool = Field(True, description="Default when a request does not say (requests always say).")
+    contact: Literal["pose", "grounding"] = Field("pose", description="Contact pixel from the pose answer, or from "
+                                                  "the grounding answer (only checkpoints trained with the grounding "
+                                                  "task; benchmarks/model_part_supervision.md).")
     busy_policy: Literal["queue", "refuse"] = Field("queue", description="A request that arrives while the model "
                                                     "is busy waits (queue) or is answered 'busy' at once (refuse).")
     queue_timeout_s: float = Field(60.0, gt=0, description="How long a queued request may wait for the model.")

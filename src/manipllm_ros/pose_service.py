@@ -55,7 +55,8 @@ class RGBDFrame:
 class Predictor(Protocol):
     """What the service needs from the model (manipllm_ros.model.policy.PosePredictor)."""
 
-    def predict(self, rgb: np.ndarray, instruction: str, chain_of_thought: bool = True): ...
+    def predict(self, rgb: np.ndarray, instruction: str, chain_of_thought: bool = True,
+                ground_contact: bool = False): ...
 
 
 @dataclass
@@ -140,7 +141,8 @@ class PoseService:
         t_model = time.perf_counter()
         try:
             version = self.adapter_version
-            pred = self.predictor.predict(frame.rgb, instruction.strip(), chain_of_thought=chain_of_thought)
+            pred = self.predictor.predict(frame.rgb, instruction.strip(), chain_of_thought=chain_of_thought,
+                                          ground_contact=self.cfg.contact == "grounding")
         except Exception as exc:  # PoseParseError and any model failure are answers, not crashes
             lat["model_ms"] = (time.perf_counter() - t_model) * 1e3
             return self._fail(str(exc) or type(exc).__name__, t0, lat)
