@@ -32,6 +32,14 @@ def test_paper_matrix_lists_the_paper_rows():
     assert pby["model-part-ground"].eval_proposer == "model-direct"
     assert pby["model-part-ground-grounded"].eval_proposer == "model-direct-grounded"
     assert pby["model-part-ground-grounded-straight"].pull == "straight"
+    for f in ("eval_grounded.yaml", "eval_aia_revolute.yaml"):  # the committed benchmarks' matrices still load
+        rows = load_matrix(REPO / "config" / f).rows
+        assert any(r.contact == "grounding" for r in rows) and {r.pull for r in rows} <= {"aia", "straight"}
+    aia = {r.name: r for r in load_matrix(REPO / "config" / "eval_aia_revolute.yaml").rows}
+    for src in ("oracle", "grounded", "pose"):  # benchmarks/aia_vs_straight.py pairs <src>-aia with <src>-straight
+        a, b = aia[f"{src}-aia"], aia[f"{src}-straight"]
+        assert (a.pull, b.pull) == ("aia", "straight") and a.model_copy(update={"name": "x", "label": "", "pull": "x"}) \
+            == b.model_copy(update={"name": "x", "label": "", "pull": "x"})
 
 
 def test_bad_matrix_files_and_rows_are_refused_with_the_row_named(tmp_path):
