@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from manipllm_ros.evaluation.runner import read_episodes
+
 
 def sign_test(b: int, c: int) -> float:
     """Two-sided exact binomial p-value of b successes in b + c fair coin flips."""
@@ -29,15 +31,11 @@ def sign_test(b: int, c: int) -> float:
     return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n)
 
 
-def load(run: Path) -> dict[str, dict]:
-    return {json.loads(x)["key"]: json.loads(x) for x in (run / "episodes.jsonl").read_text().splitlines() if x}
-
-
 def compare(root: Path, source: str, split: str, seeds: list[int], metric: str = "long_success") -> dict:
     per_a, per_s, diffs, b, c, n = [], [], [], 0, 0, 0
     for seed in seeds:
-        a = load(root / f"seed{seed}" / split / f"{source}-aia")
-        s = load(root / f"seed{seed}" / split / f"{source}-straight")
+        a = read_episodes(root / f"seed{seed}" / split / f"{source}-aia")
+        s = read_episodes(root / f"seed{seed}" / split / f"{source}-straight")
         keys = sorted(set(a) & set(s))
         ya = np.array([a[k][metric] for k in keys], float)
         ys = np.array([s[k][metric] for k in keys], float)

@@ -33,7 +33,7 @@ import torch
 
 from manipllm_ros import prompts as P
 from manipllm_ros.geometry import angle_between
-from manipllm_ros.model.policy import PosePredictor, Prediction
+from manipllm_ros.model.policy import GROUNDING_TOKENS, PosePredictor, Prediction
 from manipllm_ros.sim.dataset import decode_png, iter_samples
 from manipllm_ros.training.part_supervision import PART_LABEL, part_centre
 
@@ -126,8 +126,8 @@ def row(uv, up, fw, s) -> dict:
 def grounding_rows(pred: PosePredictor, chunk: list[dict], up, fw) -> list[dict]:
     qs = [P.grounding_question(s["instruction"]) for s in chunk]
     out = []
-    for s, text in zip(chunk, pred.ask([s["rgb"] for s in chunk], qs, max_new_tokens=24)):
-        frame = P.ImageFrame(s["width"], s["height"], pred.vlm.processor.image_width, pred.vlm.processor.image_height)
+    for s, text in zip(chunk, pred.ask([s["rgb"] for s in chunk], qs, max_new_tokens=GROUNDING_TOKENS)):
+        frame = pred.vlm.processor.frame(s["width"], s["height"])
         try:
             out.append(row(P.parse_grounding(text, frame)[1], up, fw, s))
         except P.PromptParseError:

@@ -85,17 +85,21 @@ def _work(args: tuple[EpisodeSpec, str, int, str]) -> dict:
                 "failure": f"episode error: {type(exc).__name__}: {exc}", "latency_ms": 0.0, "wall_s": 0.0}
 
 
+def read_episodes(run_dir: Path) -> dict[str, dict]:
+    """The finished episodes of a run folder by key ({} if none ran yet)."""
+    log = Path(run_dir) / "episodes.jsonl"
+    if not log.exists():
+        return {}
+    recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return {r["key"]: r for r in recs}
+
+
 def run_eval(cfg: EvalConfig) -> dict:
     from tqdm import tqdm
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     log = cfg.out / "episodes.jsonl"
-    done = {}
-    if log.exists():
-        for line in log.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                done[rec["key"]] = rec
+    done = read_episodes(cfg.out)
     if cfg.arm not in ("fast", "franky-sim"):
         raise ValueError(f"unknown arm {cfg.arm!r}: fast | franky-sim")
     todo = [s for s in episode_specs(cfg) if s.key not in done]
