@@ -87,7 +87,8 @@ def test_short_run_checkpoints_validates_and_resumes(tmp_path):
     train_lines = [x for x in lines if x["kind"] == "train"]
     assert [x["step"] for x in train_lines] == [1, 2, 3, 4]
     assert train_lines[-1]["lr"] < train_lines[0]["lr"]  # cosine decay after warm-up
-    assert any(x["kind"] == "val" for x in lines)
+    val = [x for x in lines if x["kind"] == "val"]
+    assert val and val[-1]["mode"] == "cot" and val[-1]["n_affordance"] == 8  # the tiny preset trains both
     assert latest_checkpoint(run).name == "checkpoint-4"
     assert (run / "checkpoint-2").exists()
     # the final checkpoint is what the service loads
@@ -102,6 +103,20 @@ def test_short_run_checkpoints_validates_and_resumes(tmp_path):
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()
              if json.loads(x)["kind"] == "train"]
     assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_validation_asks_as_the_model_was_trained(tmp_path):
+    """A model trained without chain of thought is validated on the direct pose question (it answers the
+    category turn with noise), and with as many affordance points as it was trained on."""
+    tr = prepare_samples(synthetic_samples(4), (112, 84))
+    va = prepare_samples(synthetic_samples(2, start=100, split="test_seen"), (112, 84))
+    weights = {"category": 0.0, "affordance": 1.0, "pose": 1.0, "masked_pose": 1.0, "cot": 0.0}
+    res = train(_cfg(tmp_path, max_steps=2, save_every=0, data={"task_weights": weights, "n_affordance": 3}), tr, va)
+    val = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    val = [x for x in val if x["kind"] == "val"]
+    assert val[-1]["mode"] == "direct" and val[-1]["n_affordance"] == 3
+    assert np.isnan(res["category_acc"])  # no category turn was asked
+    assert res["parse_rate"] >= 0.0 and res["n"] == 2
 
 
 @pytest.mark.slow

@@ -119,8 +119,14 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
             return {}
         if acc.is_main_process:
             t0 = time.perf_counter()
-            m = evaluate(predictor, val_samples, batch_size=max(1, cfg.batch_size), n_affordance=min(5, cfg.data.n_affordance))
-            m.update(step=step, kind="val", seconds=time.perf_counter() - t0)
+            # Ask as the model was taught: chain of thought only if it trained on it (a direct-only model answers
+            # the category turn with noise), and as many affordance points as in training (the model answers
+            # that many, whatever the question lists).
+            cot = cfg.data.task_weights.get("cot", 0.0) > 0
+            m = evaluate(predictor, val_samples, batch_size=max(1, cfg.batch_size), chain_of_thought=cot,
+                         n_affordance=cfg.data.n_affordance)
+            m.update(step=step, kind="val", mode="cot" if cot else "direct", n_affordance=cfg.data.n_affordance,
+                     seconds=time.perf_counter() - t0)
             _log(metrics_f, m)
             return m
         return {}
