@@ -35,6 +35,9 @@ def test_paper_matrix_lists_the_paper_rows():
     for f in ("eval_grounded.yaml", "eval_aia_revolute.yaml"):  # the committed benchmarks' matrices still load
         rows = load_matrix(REPO / "config" / f).rows
         assert any(r.contact == "grounding" for r in rows) and {r.pull for r in rows} <= {"aia", "straight"}
+    shipped = [r for r in load_matrix(REPO / "config" / "eval_small_grounded.yaml").rows if r.checkpoint]
+    assert {r.contact for r in shipped} == {"pose", "grounding"}  # runs as is on a fresh clone: the model is in git
+    assert all((REPO / r.checkpoint / "manipllm_model.json").is_file() for r in shipped)
     aia = {r.name: r for r in load_matrix(REPO / "config" / "eval_aia_revolute.yaml").rows}
     for src in ("oracle", "grounded", "pose"):  # benchmarks/aia_vs_straight.py pairs <src>-aia with <src>-straight
         a, b = aia[f"{src}-aia"], aia[f"{src}-straight"]
