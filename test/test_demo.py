@@ -155,3 +155,34 @@ def test_demo_system_episode_whose_node_dies_mid_episode_is_a_failure_row(tmp_pa
     journal = out / "system" / "episode_00" / "franka_episode.json"
     assert json.loads(journal.read_text())["prediction_id"] == 1
     assert (out / row["image"]).is_file()
+
+
+def test_demo_serves_the_shipped_small_model_directly_with_grounded_contacts(tmp_path, node_env):
+    """models/small-grounded was trained without chain of thought and with the grounding task: `--direct
+    --contact grounding` asks it the way it was taught, through the real pose service node over DDS."""
+    out = tmp_path / "demo"
+    cmd = [str(MANIPLLM), "demo", "--checkpoint", str(REPO / "models" / "small-grounded"), "--direct",
+           "--contact", "grounding", "--episodes", "3", "--system-episodes", "0", "--out", str(out)]
+    res = run_cli(cmd, timeout=600, cwd=tmp_path, env=node_env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    rows = json.loads((out / "episodes.json").read_text())
+    assert len(rows) == 3 and all(r["pixel"] != "-" for r in rows), rows  # every answer parsed
+    assert all(r["on_part"] is not None and r["success"] == (r["joint_delta"] > 0.01) for r in rows), rows
+    log = (out / "logs" / "pose_service.log").read_text()
+    assert "contact from the grounding answer" in log, log[-2000:]
+
+
+def test_demo_system_config_carries_the_contact_source(tmp_path):
+    import argparse
+
+    import yaml
+
+    from manipllm_ros.config import load_config
+    from manipllm_ros.demo import system_config
+
+    args = argparse.Namespace(out=str(tmp_path / "demo"), system_timeout=60.0, contact="grounding")
+    path = system_config(args, REPO / "models" / "small-grounded", "microwave", 5, tmp_path / "logs")
+    cfg = load_config(str(path))
+    assert cfg.pose_service.contact == "grounding"
+    assert cfg.pose_service.model_path == str((REPO / "models" / "small-grounded").resolve())
+    assert yaml.safe_load(path.read_text())["bringup"]["franky_object"] == "microwave"

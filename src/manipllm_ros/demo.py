@@ -136,7 +136,7 @@ def run_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
     out = Path(args.out)
     rng = np.random.default_rng(args.seed + 1)
     rows: list[Row] = []
-    with PoseServiceClient(model_dir, out / "logs", out / "tta") as service:
+    with PoseServiceClient(model_dir, out / "logs", out / "tta", contact=args.contact) as service:
         for i in range(args.episodes):
             t0 = time.monotonic()
             category = str(rng.choice(args.categories))
@@ -147,7 +147,8 @@ def run_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
             with FlyingArm.from_object(obj, seed=seed) as arm:
                 obs = arm.world.observe()
                 K = obs.intrinsics.K
-                res, _ = service.predict(predict_request(obs.rgb, obs.depth, K, obj.meta.instruction))
+                res, _ = service.predict(predict_request(obs.rgb, obs.depth, K, obj.meta.instruction,
+                                                         chain_of_thought=not args.direct))
                 if not res.success:
                     draw(obs.rgb, K, None, None, None, False, img, f"{category}: {res.error}")
                     rows.append(Row(i, category, seed, "-", None, False, 0.0, res.latency.total_ms,
@@ -169,8 +170,9 @@ def run_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
                     dq = float(arm.joint_position() - q0)
                     success = dq > 0.01  # the paper's initial-movement threshold, opening direction
                     rep, _ = service.report(res.prediction_id, success)
+                    said = res.reasoning.category or "direct question"
                     draw(obs.rgb, K, p_cam, up_cam, fwd_cam, success, img,
-                         f"{category}: {'opened' if success else 'failed'} dq={dq:+.3f} ({res.reasoning.category})")
+                         f"{category}: {'opened' if success else 'failed'} dq={dq:+.3f} ({said})")
                     rows.append(Row(i, category, seed, f"({res.pose.u}, {res.pose.v})", on_part, success, dq,
                                     res.latency.total_ms, rep.adapter_version,
                                     "" if run.success else run.failure_reason[:60], img.name,
@@ -189,7 +191,8 @@ def system_config(args: argparse.Namespace, model_dir: Path, category: str, seed
 
     src = REPO / "config" / "sim.yaml"
     data = yaml.safe_load(src.read_text()) if src.is_file() else ManipllmConfig().model_dump(mode="json")
-    data.setdefault("pose_service", {})["model_path"] = str(model_dir.resolve())
+    data.setdefault("pose_service", {}).update({"model_path": str(model_dir.resolve()),
+                                                "contact": args.contact})
     data.setdefault("tta", {})["state_dir"] = str((Path(args.out) / "tta").resolve())
     data.setdefault("bringup", {}).update({"franky_sim": True, "franky_object": category,
                                            "franky_object_seed": seed, "log_dir": str(logs.resolve()),
@@ -245,7 +248,7 @@ def run_system_episode(args: argparse.Namespace, model_dir: Path, i: int, catego
             scene = SceneClient(system.robot_ip)
             try:
                 q0 = scene.joint()
-                res = client.predict_on_camera(instruction)
+                res = client.predict_on_camera(instruction, chain_of_thought=not args.direct)
                 row.latency_ms, row.adapter_version = res.latency.total_ms, res.adapter_version
                 if not res.success:
                     row.note = res.error[:60]
@@ -286,7 +289,7 @@ def run_system_episode(args: argparse.Namespace, model_dir: Path, i: int, catego
         pose = res.pose if ok else None
         vec = (lambda v: np.array([v.x, v.y, v.z])) if ok else (lambda v: None)
         text = (f"FR3 {category}: {'opened' if row.success else 'failed'} dq={row.joint_delta:+.3f} "
-                f"({res.reasoning.category})" if ok else f"FR3 {category}: {row.note}")
+                f"({res.reasoning.category or 'direct question'})" if ok else f"FR3 {category}: {row.note}")
         draw(rgb, K, vec(pose.point) if ok else None, vec(pose.up) if ok else None,
              vec(pose.forward) if ok else None, row.success, img, text)
     else:  # no camera frame: the picture says why
@@ -359,6 +362,13 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="results/demo", help="images, table, logs")
     p.add_argument("--checkpoint", default=str(Path(__file__).resolve().parents[2] / "models" / "demo-tiny"),
                    help="trained model directory (default: the shipped demo model; trained here if missing)")
+    p.add_argument("--direct", action="store_true",
+                   help="ask the pose question directly, without the chain of thought (for models trained "
+                        "without it, such as models/small-grounded)")
+    p.add_argument("--contact", choices=["pose", "grounding"], default="pose",
+                   help="contact pixel from the pose answer, or from the grounding answer "
+                        "(pose_service.contact; for models trained with the grounding task, such as "
+                        "models/small-grounded)")
     p.add_argument("--retrain", action="store_true", help="collect and train again even if a model exists")
     p.add_argument("--samples", type=int, default=360, help="simulated training samples to collect")
     p.add_argument("--steps", type=int, default=300, help="training steps of the tiny preset")
