@@ -94,6 +94,7 @@ def test_short_run_checkpoints_validates_and_resumes(tmp_path):
     # the final checkpoint is what the service loads
     pred = PosePredictor.load(run / "final", device="cpu")
     assert pred.adapter_version == "final"
+    assert pred.vlm.trained_tasks == _cfg(tmp_path).data.task_weights  # what it may be asked travels with it
     # resume: continue to step 6 from checkpoint-4 with its adapters and optimizer state
     ck4 = AdaptedVLM.load(run / "checkpoint-4", device="cpu").adapter_state_dict()
     final = PosePredictor.load(run / "final", device="cpu").vlm.adapter_state_dict()

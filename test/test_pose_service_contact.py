@@ -27,3 +27,28 @@ def test_contact_setting_selects_the_answer_the_pixel_comes_from(one_torch_threa
     grounded = PoseService(predictor, PoseServiceConfig(contact="grounding"), FramesConfig())
     res = grounded.predict(obj.meta.instruction, frame, False)
     assert not res.success and "grounding turn" in res.error and res.prediction_id == 0
+    # demo-tiny's train_config.yaml says what it learned: refused before decoding, and the error says why
+    assert "not trained for this" in res.error and "pose answer" in res.error
+
+
+def test_questions_the_checkpoint_never_learned_are_refused_not_answered(one_torch_thread):
+    """models/small-grounded learned the direct pose question and grounding, no chain of thought: asked for one
+    its answers would be noise that still parses (poses ~226 px off), so the service answers with an error."""
+    from manipllm_ros.evaluation.episode import EpisodeSpec, build_arm
+    from manipllm_ros.model.policy import PosePredictor, UntrainedQuestionError
+
+    obj, arm = build_arm(EpisodeSpec("microwave", 5, 0))
+    with arm:
+        obs = arm.world.observe()
+    frame = RGBDFrame(obs.rgb, np.asarray(obs.depth, np.float32), np.asarray(obs.intrinsics.K, float))
+    predictor = PosePredictor.load(REPO / "models" / "small-grounded", device="cpu")
+    assert predictor.vlm.trained_tasks["cot"] == 0.0 and predictor.vlm.trained_tasks["grounding"] > 0
+    service = PoseService(predictor, PoseServiceConfig(contact="grounding"), FramesConfig())
+    cot = service.predict(obj.meta.instruction, frame, True)
+    assert not cot.success and "not trained for this: chain of thought" in cot.error
+    assert "chain_of_thought false" in cot.error
+    direct = service.predict(obj.meta.instruction, frame, False)
+    assert direct.success, direct.error
+    assert obs.mask[direct.v, direct.u]  # the grounding contact is on the microwave's door
+    (err,) = predictor.predict_batch([obs.rgb], [obj.meta.instruction], chain_of_thought=True)
+    assert isinstance(err, UntrainedQuestionError)

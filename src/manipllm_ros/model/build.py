@@ -36,6 +36,7 @@ from manipllm_ros.model.vision_position import add_vision_position
 ADAPTER_FILE = "adapters.safetensors"
 ADAPTER_META = "adapters.json"
 CONFIG_FILE = "manipllm_model.json"
+TRAINED_TASKS_KEY = "trained_tasks"  # in CONFIG_FILE: data.task_weights of the run that wrote it
 BASE_DIR = "base"
 GROUPS = ("v_adapter", "l_adapter", "projector", "extra")
 TRAIN_GROUPS = ("v_adapter", "l_adapter", "projector", "extra")
@@ -107,6 +108,18 @@ def tiny_config(cfg: ModelConfig, tok: PreTrainedTokenizerBase) -> Qwen2_5_VLCon
     return qcfg
 
 
+def _tasks_from_train_config(path: Path) -> dict[str, float] | None:
+    """Task weights from a train_config.yaml shipped beside a checkpoint that predates TRAINED_TASKS_KEY."""
+    if not path.is_file():
+        return None
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) or {}
+    data = data.get("train", data)
+    tasks = (data.get("data") or {}).get("task_weights")
+    return {str(k): float(v) for k, v in tasks.items()} if isinstance(tasks, dict) else None
+
+
 def load_base(path: str | Path, cfg: ModelConfig, dtype: torch.dtype) -> tuple[Qwen2_5_VLForConditionalGeneration, ManipProcessor]:
     """A Qwen2.5-VL checkpoint directory given by path; never touches the network."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -168,6 +181,9 @@ class AdaptedVLM:
         self.cfg = cfg
         self.processor = processor
         self.base_source = base_source  # None = tiny base built from cfg
+        # Task weights it was fine-tuned with (TRAINED_TASKS_KEY), so a question it never learned is refused up
+        # front; None = unknown (a fresh model, or a checkpoint that does not say).
+        self.trained_tasks: dict[str, float] | None = None
         self.vision_position = add_vision_position(model, cfg.vision_abs_pos)
         with warnings.catch_warnings():  # peft probes a deprecated transformers attribute
             warnings.simplefilter("ignore", FutureWarning)
@@ -223,6 +239,7 @@ class AdaptedVLM:
         model.to(dev)
         model.eval()
         vlm = cls(cfg, model, proc, src)
+        vlm.trained_tasks = meta.get(TRAINED_TASKS_KEY) or _tasks_from_train_config(d / "train_config.yaml")
         vlm.load_adapters(d)
         vlm.mark_saved()
         return vlm
@@ -240,7 +257,10 @@ class AdaptedVLM:
             base.config.save_pretrained(d / BASE_DIR)
             save_file(sd, str(d / BASE_DIR / "model.safetensors"), metadata={"format": "pt"})
             self.processor.save(d / BASE_DIR)
-        (d / CONFIG_FILE).write_text(json.dumps({"model": self.cfg.model_dump()}, indent=2))
+        meta = {"model": self.cfg.model_dump()}
+        if self.trained_tasks is not None:
+            meta[TRAINED_TASKS_KEY] = dict(self.trained_tasks)
+        (d / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
         self.save_adapters(d)
 
     # ---- parameter groups --------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ history at every turn (only to measure what the cache saves). Decoding is greedy
 and takes the contact pixel from its answer, the directions from the pose answer. Why: a small model trained
 with the grounding task finds the part in the image far better than its pose answer does, which tends to give
 each category's mean pixel (benchmarks/model_part_supervision.md). Only for checkpoints trained with grounding.
+
+A checkpoint says what it was trained on (`trained_tasks` in manipllm_model.json, written by the trainer; older
+ones: a train_config.yaml beside them). A turn it never learned, chain of thought or grounding, is refused with
+`UntrainedQuestionError` (a PoseParseError) before decoding, because its answer would be noise that can parse.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ from manipllm_ros.model.generation import DecodeSession
 from manipllm_ros.prompts import PoseParseError
 
 GROUNDING_TOKENS = 32  # "The drawer front is at (123, 45)" is ~15 tokens
+
+
+class UntrainedQuestionError(PoseParseError):
+    """A turn the checkpoint never learned (its trained tasks say so), refused before decoding: the answer would
+    be noise that can still parse (a direct-only model asked for a chain of thought gave poses 226 px off)."""
+
+    prefix = "the checkpoint was not trained for this: "
 
 
 @dataclass
@@ -97,6 +108,9 @@ class PosePredictor:
         """Batched prediction; each entry is a Prediction or the PoseParseError for that image."""
         if len(rgbs) != len(instructions) or not rgbs:
             raise ValueError(f"need as many images as instructions (got {len(rgbs)} and {len(instructions)})")
+        refused = self._untrained(chain_of_thought, ground_contact)
+        if refused:
+            return [UntrainedQuestionError(refused) for _ in rgbs]
         pr, model, cfg = self.vlm.processor, self.vlm.model, self.vlm.cfg
         dev = self.vlm.device
         B = len(rgbs)
@@ -169,6 +183,20 @@ class PosePredictor:
         if ground_contact:
             self._ground(rgbs, instructions, out)
         return out
+
+    def _untrained(self, chain_of_thought: bool, ground_contact: bool) -> str:
+        """Why the checkpoint cannot answer what was asked, or "" (also when it does not say what it learned)."""
+        tasks = self.vlm.trained_tasks
+        if tasks is None:
+            return ""
+        learned = ", ".join(k for k, v in tasks.items() if v > 0)
+        if chain_of_thought and tasks.get("cot", 0.0) <= 0:
+            return (f"chain of thought: it learned {learned}, not the chain-of-thought turns; ask the pose question "
+                    "directly (chain_of_thought false)")
+        if ground_contact and tasks.get("grounding", 0.0) <= 0:
+            return (f"grounding turn: it learned {learned}, not the grounding question; take the contact from the "
+                    "pose answer (contact: pose)")
+        return ""
 
     def _ground(self, rgbs: Sequence[np.ndarray], instructions: Sequence[str],
                 out: list[Prediction | PoseParseError]) -> None:

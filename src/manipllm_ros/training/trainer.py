@@ -69,6 +69,7 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
         (out / "train_config.yaml").write_text(cfg.to_yaml())
     model_cfg = cfg.model.model_copy(update={"device": str(acc.device)})
     vlm = AdaptedVLM.build(model_cfg)
+    vlm.trained_tasks = dict(cfg.data.task_weights)  # saved with every checkpoint: what it may be asked
     size = (model_cfg.image_width, model_cfg.image_height)
     if train_samples is None:
         if not cfg.data.path:
