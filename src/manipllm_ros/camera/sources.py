@@ -96,6 +96,7 @@ def list_realsense_serials() -> list[str]:
     return [d.get_info(rs.camera_info.serial_number) for d in rs.context().query_devices()]
 
 
+PLAYBACK_START_ATTEMPTS = 5  # a short recording that keeps playing to its end before the pause is an error
 _DISTORTION = {"brown_conrady": "plumb_bob", "inverse_brown_conrady": "plumb_bob", "none": "plumb_bob",
                "kannala_brandt4": "equidistant", "ftheta": "equidistant"}
 
@@ -180,17 +181,28 @@ class RealSenseSource(FrameSource):
             raise UnsupportedProfileError(
                 f"{self.name} has no colour + depth streams at {self.width}x{self.height} @{self.fps} Hz; "
                 f"available: {self._available(rs)}")
-        try:
-            profile = pipeline.start(cfg)
-        except RuntimeError as exc:
-            raise CameraError(f"{self.name}: could not start streaming: {exc}") from exc
-        try:
+        for attempt in range(PLAYBACK_START_ATTEMPTS):
+            try:
+                profile = pipeline.start(cfg)
+            except RuntimeError as exc:
+                raise CameraError(f"{self.name}: could not start streaming: {exc}") from exc
             dev = profile.get_device()
+            if self.recording is None or self.realtime:
+                break
+            self._playback = dev.as_playback()
+            self._playback.set_real_time(False)
+            if self._rewind(pipeline):
+                break
+            # A recording of a few frames written fast can play to its end in real time before the pause
+            # reaches it; a stopped playback does not resume, so start it again.
+            pipeline.stop()
+        else:
+            raise CameraError(f"{self.name}: the recording played to its end {PLAYBACK_START_ATTEMPTS} times "
+                              "before it could be paused and rewound")
+        try:
             if self.recording is not None:
                 self._playback = dev.as_playback()
                 self._playback.set_real_time(self.realtime)
-                if not self.realtime:
-                    self._rewind(pipeline)
             self._depth_scale = float(dev.first_depth_sensor().get_depth_scale())
             color = profile.get_stream(rs.stream.color).as_video_stream_profile()
             if color.format() not in (rs.format.rgb8, rs.format.bgr8, rs.format.rgba8, rs.format.bgra8):
@@ -212,13 +224,18 @@ class RealSenseSource(FrameSource):
         self._finished = False
         self._last_key = None
 
-    def _rewind(self, pipeline) -> None:
+    def _rewind(self, pipeline) -> bool:
         """Playback starts in real time before `set_real_time(False)` can reach it, and the syncer drops the
         first framesets it matched in that window (on a loaded machine up to three). Paused, rewound and drained,
-        a non-real-time playback hands out every recorded frame from the first."""
+        a non-real-time playback hands out every recorded frame from the first. False: it had already stopped
+        at its end (nothing to resume)."""
         import datetime
 
+        import pyrealsense2 as rs
+
         self._playback.pause()
+        if self._playback.current_status() == rs.playback_status.stopped:
+            return False
         self._playback.seek(datetime.timedelta(0))
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < 0.1:  # what was in flight through the syncer has come out
@@ -226,7 +243,10 @@ class RealSenseSource(FrameSource):
                 quiet_since = time.monotonic()
             else:
                 time.sleep(0.005)
+        if self._playback.current_status() == rs.playback_status.stopped:  # its end's stop arrived late
+            return False
         self._playback.resume()
+        return True
 
     def close(self) -> None:
         if self._pipeline is not None:
