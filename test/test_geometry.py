@@ -104,3 +104,55 @@ def test_quaternion_round_trip_and_known_values():
     with pytest.raises(G.GeometryError):
         G.quaternion_from_matrix(np.diag([1.0, 1, -1]))
     assert G.angle_between([1, 0, 0], [0, 2, 0]) == pytest.approx(90)
+
+
+def _plane_depth(normal, distance: float, shape=(480, 640)) -> np.ndarray:
+    """Depth image of the plane n . p = -distance (n facing the camera), seen through K."""
+    n = np.asarray(normal, float) / np.linalg.norm(normal)
+    v, u = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
+    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], axis=-1)
+    return (-distance / (rays @ n)).astype(np.float32)  # z along each ray where it meets the plane
+
+
+def test_surface_normal_of_a_tilted_plane_known_answer():
+    n = np.array([0.3, -0.2, -1.0]) / np.linalg.norm([0.3, -0.2, -1.0])  # faces the camera (negative z)
+    depth = _plane_depth(n, 0.8)
+    for u, v in [(320, 240), (100, 400), (600, 30)]:
+        assert G.angle_between(G.surface_normal_at(u, v, depth, K), n) < 0.05  # degrees
+    depth[240, 318:323] = np.nan  # a few holes do not matter
+    assert G.angle_between(G.surface_normal_at(320, 240, depth, K), n) < 0.05
+
+
+def test_surface_normal_refuses_edges_corners_and_holes():
+    depth = np.full((480, 640), 1.0, np.float32)
+    depth[:, 320:] = 1.5  # a depth step: the far side is ignored, the plane is still the near one
+    np.testing.assert_allclose(G.surface_normal_at(318, 240, depth, K), [0, 0, -1], atol=1e-6)
+    x = (np.arange(640) - 320) / 600  # metres at z = 1
+    ridge = np.tile((1.0 + np.abs(x)).astype(np.float32), (480, 1))  # a right-angled edge at u = 320
+    with pytest.raises(G.GeometryError, match="not a plane"):
+        G.surface_normal_at(320, 240, ridge, K)
+    noisy = np.random.default_rng(0).normal(1.0, 0.002, (480, 640)).astype(np.float32)  # 2 mm: still a plane
+    assert G.angle_between(G.surface_normal_at(320, 240, noisy, K), [0, 0, -1]) < 10
+    sparse = np.zeros((480, 640), np.float32)
+    sparse[240, 318:323] = 1.0  # five points are not a surface
+    with pytest.raises(G.GeometryError, match="depth points"):
+        G.surface_normal_at(320, 240, sparse, K)
+    with pytest.raises(G.NoValidDepthError):
+        G.surface_normal_at(320, 240, np.zeros((480, 640), np.float32), K)
+
+
+def test_up_from_depth_replaces_up_and_keeps_forward_perpendicular():
+    n = np.array([0.0, 0.5, -1.0]) / np.linalg.norm([0.0, 0.5, -1.0])
+    depth = _plane_depth(n, 1.0)
+    up, fw, why = G.up_from_depth(320, 240, depth, K, up=[1.0, 0, 0], forward=[0.0, 1.0, 0.0])
+    assert why == "" and G.angle_between(up, -n) < 0.05
+    assert abs(np.dot(up, fw)) < 1e-9 and np.linalg.norm(fw) == pytest.approx(1.0)
+    assert np.dot(fw, [0, 1, 0]) > 0.8  # the given forward, only made perpendicular
+    up, fw, why = G.up_from_depth(320, 240, depth, K, up=[1.0, 0, 0], forward=-n)  # forward along the normal
+    assert why == "" and abs(np.dot(up, fw)) < 1e-9
+    G.rotation_from_up_forward(up, fw)  # a proper rotation, not a degenerate one
+    flat = np.zeros((480, 640), np.float32)
+    flat[240, 320] = 1.0
+    up, fw, why = G.up_from_depth(320, 240, flat, K, up=[0, 0, 1.0], forward=[1.0, 0, 0])
+    assert "depth points" in why  # no plane: the given directions come back, with the reason
+    np.testing.assert_array_equal(up, [0, 0, 1]) and np.testing.assert_array_equal(fw, [1, 0, 0])
