@@ -3,8 +3,8 @@ run-to-run spread and a paired test over episodes.
 
 Reads matrix results where every contact source ran twice, `<name>-aia` and `<name>-straight`
 (config/eval_aia_revolute.yaml). Both pulls start from the same contact, directions and world, so the fair test
-is paired: b = episodes only AIA opened, c = episodes only the straight pull opened; the two-sided exact sign
-(McNemar) test asks whether b and c could come from one coin.
+is paired (manipllm_ros.evaluation.paired): episodes only AIA opened against episodes only the straight pull
+opened, with the exact sign test.
 
     .venv/bin/python benchmarks/aia_vs_straight.py results/eval_aia_revolute/test_seen \
         results/eval_aia_revolute/test_unseen --out benchmarks/eval_aia_revolute.md --plot benchmarks/eval_aia_revolute.png
@@ -14,41 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from math import comb
 from pathlib import Path
 
 import numpy as np
 
-from manipllm_ros.evaluation.runner import read_episodes
-
-
-def sign_test(b: int, c: int) -> float:
-    """Two-sided exact binomial p-value of b successes in b + c fair coin flips."""
-    n = b + c
-    if n == 0:
-        return 1.0
-    k = min(b, c)
-    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n)
+from manipllm_ros.evaluation.paired import compare_rows
 
 
 def compare(root: Path, source: str, split: str, seeds: list[int], metric: str = "long_success") -> dict:
-    per_a, per_s, diffs, b, c, n = [], [], [], 0, 0, 0
-    for seed in seeds:
-        a = read_episodes(root / f"seed{seed}" / split / f"{source}-aia")
-        s = read_episodes(root / f"seed{seed}" / split / f"{source}-straight")
-        keys = sorted(set(a) & set(s))
-        ya = np.array([a[k][metric] for k in keys], float)
-        ys = np.array([s[k][metric] for k in keys], float)
-        per_a.append(ya.mean())
-        per_s.append(ys.mean())
-        diffs.append(ya.mean() - ys.mean())
-        b += int(((ya == 1) & (ys == 0)).sum())
-        c += int(((ya == 0) & (ys == 1)).sum())
-        n += len(keys)
-    sd = lambda x: float(np.std(x, ddof=1)) if len(x) > 1 else 0.0  # noqa: E731
-    return {"source": source, "split": split, "n": n, "aia": float(np.mean(per_a)), "aia_sd": sd(per_a),
-            "straight": float(np.mean(per_s)), "straight_sd": sd(per_s), "diff": float(np.mean(diffs)),
-            "diff_sd": sd(diffs), "only_aia": b, "only_straight": c, "p": sign_test(b, c)}
+    r = compare_rows(root, f"{source}-straight", f"{source}-aia", split, seeds, metric)
+    return {"source": source, "split": split, "n": r["n"], "aia": r["b"], "aia_sd": r["b_sd"],
+            "straight": r["a"], "straight_sd": r["a_sd"], "diff": r["diff"], "diff_sd": r["diff_sd"],
+            "only_aia": r["only_b"], "only_straight": r["only_a"], "p": r["p"]}
 
 
 def plot(rows: list[dict], path: str) -> None:

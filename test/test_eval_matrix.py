@@ -38,6 +38,12 @@ def test_paper_matrix_lists_the_paper_rows():
     shipped = [r for r in load_matrix(REPO / "config" / "eval_small_grounded.yaml").rows if r.checkpoint]
     assert {r.contact for r in shipped} == {"pose", "grounding"}  # runs as is on a fresh clone: the model is in git
     assert all((REPO / r.checkpoint / "manipllm_model.json").is_file() for r in shipped)
+    depthup = {r.name: r for r in load_matrix(REPO / "config" / "eval_depth_up.yaml").rows}
+    assert depthup["grounded-depthup"].eval_proposer == "model-direct-grounded-depthup"
+    for src in ("pose", "grounded"):  # each depth-up row differs from its model-up row in the up alone
+        a, b = depthup[src], depthup[f"{src}-depthup"]
+        assert (a.up, b.up) == ("model", "depth") and a.model_copy(update={"name": "x", "label": "", "up": "x"}) \
+            == b.model_copy(update={"name": "x", "label": "", "up": "x"})
     aia = {r.name: r for r in load_matrix(REPO / "config" / "eval_aia_revolute.yaml").rows}
     for src in ("oracle", "grounded", "pose"):  # benchmarks/aia_vs_straight.py pairs <src>-aia with <src>-straight
         a, b = aia[f"{src}-aia"], aia[f"{src}-straight"]

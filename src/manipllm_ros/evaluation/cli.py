@@ -24,8 +24,9 @@ def _matrix(args: argparse.Namespace) -> int:
         else:  # one row from the flags, over several seeds and/or both splits
             proposer, mode = (("model", args.proposer.split("-")[1]) if args.proposer.startswith("model")
                               else (args.proposer, "cot"))
-            contact = "grounding" if args.proposer.endswith("-grounded") else "pose"
-            rows = [MatrixRow(name=args.proposer, proposer=proposer, mode=mode, contact=contact, pull=args.pull,
+            contact = "grounding" if "-grounded" in args.proposer else "pose"
+            up = "depth" if args.proposer.endswith("-depthup") else "model"
+            rows = [MatrixRow(name=args.proposer, proposer=proposer, mode=mode, contact=contact, up=up, pull=args.pull,
                               checkpoint=args.checkpoint if proposer == "model" else None)]
             episodes, splits, categories = args.episodes or 20, args.splits or [args.split], args.categories
         check_rows(rows)  # before any episode: a missing checkpoint fails now
@@ -84,7 +85,8 @@ def register(subparsers) -> None:
     p.add_argument("--proposer", default="model-cot",
                    choices=[*MODEL_PROPOSERS, "random-object", "random-part"],
                    help="who picks the contact: the model (with/without chain of thought; '-grounded': the contact "
-                   "pixel from its grounding answer) or a baseline")
+                   "pixel from its grounding answer; '-depthup': up = minus the surface normal measured in depth) "
+                   "or a baseline")
     p.add_argument("--checkpoint", help="trained model directory (model proposers)")
     p.add_argument("--pull", default="aia", choices=["aia", "straight"], help="pull policy after contact")
     p.add_argument("--split", default="test_seen", choices=["test_seen", "test_unseen"],

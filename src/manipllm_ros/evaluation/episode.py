@@ -51,6 +51,7 @@ class EpisodeOutcome:
     failure: str
     latency_ms: float
     wall_s: float
+    up_note: str = ""  # "up from depth" / "model up kept: why" for rows that take the up from depth
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +73,7 @@ def score_proposal(out: EpisodeOutcome, obs, prop) -> tuple[np.ndarray, np.ndarr
     """Record the proposal (parsed, pixel, on object, on part) and lift it to a camera-frame contact point and
     gripper rotation; None (with `out.failure` set) when it did not parse or cannot be lifted."""
     out.latency_ms = prop.latency_ms
+    out.up_note = getattr(prop, "up_note", "")
     if not prop.ok:
         out.failure = prop.error
         return None

@@ -16,6 +16,7 @@ random stream: the rows differ only in what the row says.
         checkpoint: checkpoints/small-gpu/full-s0   # relative to the current directory
         mode: cot                            # cot (chain of thought) | direct
         contact: pose                        # pose | grounding (the contact pixel from the grounding answer)
+        up: model                            # model | depth (up = minus the surface normal measured in depth)
     episodes: 20                             # optional defaults; command-line flags override them
     splits: [test_seen, test_unseen]
 
@@ -54,6 +55,9 @@ class MatrixRow(BaseModel):
     contact: Literal["pose", "grounding"] = Field(
         "pose", description="Model contact pixel: the pose answer's, or the grounding answer's (checkpoints trained "
         "with the grounding task).")
+    up: Literal["model", "depth"] = Field(
+        "model", description="Model up direction: the pose answer's, or minus the surface normal measured in the "
+        "depth image at the contact (the model's where the depth there is no clean plane).")
     pull: Literal["aia", "straight"] = "aia"
 
     @field_validator("name")
@@ -68,7 +72,9 @@ class MatrixRow(BaseModel):
         """The `EvalConfig.proposer` of this row."""
         if self.proposer != "model":
             return self.proposer
-        return f"model-{self.mode}" + ("-grounded" if self.contact == "grounding" else "")
+        from manipllm_ros.evaluation.proposals import model_proposer_name
+
+        return model_proposer_name(self.mode == "cot", self.contact == "grounding", self.up)
 
     @property
     def text(self) -> str:

@@ -23,6 +23,7 @@ class Proposal:
     category: str = ""
     reasoning: str = ""
     latency_ms: float = 0.0
+    up_note: str = ""  # where the up direction came from, when a row chose depth
 
     @property
     def ok(self) -> bool:
@@ -72,18 +73,24 @@ class RandomPartPixel(_RandomPixelNormal):
 
 class ModelProposer(Proposer):
     """The trained MLLM, with or without chain of thought; `ground_contact` takes the contact pixel from the
-    model's grounding answer (`PosePredictor.predict`)."""
+    model's grounding answer (`PosePredictor.predict`); `up_from="depth"` replaces the model's up by minus the
+    surface normal measured in the depth image at the contact (`geometry.up_from_depth`, as the pose service
+    does), keeping the model's up where the depth there is no clean plane."""
 
     def __init__(self, checkpoint: str, chain_of_thought: bool = True, device: str | None = "cpu",
-                 ground_contact: bool = False) -> None:
+                 ground_contact: bool = False, up_from: str = "model") -> None:
         from manipllm_ros.model.policy import PosePredictor
 
+        if up_from not in ("model", "depth"):
+            raise ValueError(f"up_from must be model | depth, got {up_from!r}")
         self.predictor = PosePredictor.load(checkpoint, device=device)
         self.chain_of_thought = chain_of_thought
         self.ground_contact = ground_contact
-        self.name = ("model-cot" if chain_of_thought else "model-direct") + ("-grounded" if ground_contact else "")
+        self.up_from = up_from
+        self.name = model_proposer_name(chain_of_thought, ground_contact, up_from)
 
     def propose(self, obs, instruction: str, rng: np.random.Generator) -> Proposal:
+        from manipllm_ros import geometry as G
         from manipllm_ros.prompts import PoseParseError
 
         try:
@@ -92,12 +99,23 @@ class ModelProposer(Proposer):
         except PoseParseError as exc:
             return Proposal(error=str(exc))
         u, v = int(round(pred.pixel[0])), int(round(pred.pixel[1]))
-        return Proposal(u, v, np.asarray(pred.up, float), np.asarray(pred.forward, float),
+        up, forward, up_note = np.asarray(pred.up, float), np.asarray(pred.forward, float), ""
+        if self.up_from == "depth":
+            up, forward, why = G.up_from_depth(u, v, obs.depth, obs.intrinsics.K, up, forward)
+            up_note = f"model up kept: {why}" if why else "up from depth"
+        return Proposal(u, v, up, forward,
                         category=pred.category or "", reasoning=pred.reasoning or "",
-                        latency_ms=float(pred.timings.get("total", 0.0)))
+                        latency_ms=float(pred.timings.get("total", 0.0)), up_note=up_note)
 
 
-MODEL_PROPOSERS = ("model-cot", "model-direct", "model-cot-grounded", "model-direct-grounded")
+def model_proposer_name(chain_of_thought: bool, ground_contact: bool, up_from: str = "model") -> str:
+    """model-{cot,direct}[-grounded][-depthup]: the proposer names of `manipllm eval --proposer`."""
+    return (("model-cot" if chain_of_thought else "model-direct") + ("-grounded" if ground_contact else "")
+            + ("-depthup" if up_from == "depth" else ""))
+
+
+MODEL_PROPOSERS = tuple(model_proposer_name(c, g, u) for u in ("model", "depth") for g in (False, True)
+                        for c in (True, False))
 
 
 def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
@@ -109,5 +127,6 @@ def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
         if not checkpoint:
             raise ValueError(f"proposer {name!r} needs --checkpoint (a trained model directory)")
         return ModelProposer(checkpoint, chain_of_thought=name.startswith("model-cot"),
-                             ground_contact=name.endswith("-grounded"))
+                             ground_contact="-grounded" in name, up_from="depth" if name.endswith("-depthup")
+                             else "model")
     raise ValueError(f"unknown proposer {name!r}: random-object | random-part | {' | '.join(MODEL_PROPOSERS)}")
