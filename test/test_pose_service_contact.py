@@ -52,3 +52,38 @@ def test_questions_the_checkpoint_never_learned_are_refused_not_answered(one_tor
     assert obs.mask[direct.v, direct.u]  # the grounding contact is on the microwave's door
     (err,) = predictor.predict_batch([obs.rgb], [obj.meta.instruction], chain_of_thought=True)
     assert isinstance(err, UntrainedQuestionError)
+
+
+def test_up_setting_takes_the_approach_axis_from_the_depth_image(one_torch_thread):
+    """pose_service.up = depth: same contact pixel as the model's answer, up = minus the surface normal fitted to
+    the aligned depth there, which matches the simulator's own normals (rendered points, central differences)."""
+    from manipllm_ros import geometry as G
+    from manipllm_ros.evaluation.episode import EpisodeSpec, build_arm
+    from manipllm_ros.model.policy import PosePredictor
+
+    obj, arm = build_arm(EpisodeSpec("microwave", 5, 0))
+    with arm:
+        obs = arm.world.observe()
+    frame = RGBDFrame(obs.rgb, np.asarray(obs.depth, np.float32), np.asarray(obs.intrinsics.K, float))
+    predictor = PosePredictor.load(REPO / "models" / "demo-tiny", device="cpu")
+    model = PoseService(predictor, PoseServiceConfig(), FramesConfig()).predict(obj.meta.instruction, frame, False)
+    depth = PoseService(predictor, PoseServiceConfig(up="depth"), FramesConfig()).predict(obj.meta.instruction,
+                                                                                           frame, False)
+    assert model.success and depth.success, (model.error, depth.error)
+    assert (depth.u, depth.v) == (model.u, model.v) and model.up_source == "model"
+    assert depth.up_source == "depth" and "(from depth)" in depth.summary()
+    sim_normal = obs.normals[depth.v, depth.u]
+    assert np.linalg.norm(sim_normal) > 0.5 and G.angle_between(depth.up, -sim_normal) < 3.0
+    assert G.angle_between(model.up, depth.up) > 3.0  # it did replace the model's answer
+    R = G.matrix_from_quaternion(depth.quat_cam)
+    np.testing.assert_allclose(R[:, 2], depth.up, atol=1e-6)
+    assert abs(np.dot(depth.up, depth.forward)) < 1e-6
+
+    flat_hole = frame.depth.copy()  # no plane around the contact: the model's up is kept, and the log says why
+    r0, c0 = depth.v, depth.u
+    flat_hole[max(0, r0 - 30) : r0 + 31, max(0, c0 - 30) : c0 + 31] = np.nan
+    flat_hole[r0, c0] = frame.depth[r0, c0]
+    kept = PoseService(predictor, PoseServiceConfig(up="depth"), FramesConfig()).predict(
+        obj.meta.instruction, RGBDFrame(frame.rgb, flat_hole, frame.K), False)
+    assert kept.success and kept.up_source.startswith("model (depth: only 1 depth points"), kept.up_source
+    np.testing.assert_allclose(kept.up, model.up, atol=1e-6)

@@ -91,6 +91,10 @@ class PoseServiceConfig(_Strict):
     contact: Literal["pose", "grounding"] = Field("pose", description="Contact pixel from the pose answer, or from "
                                                   "the grounding answer (only checkpoints trained with the grounding "
                                                   "task; benchmarks/model_part_supervision.md).")
+    up: Literal["model", "depth"] = Field("model", description="Gripper up (approach axis) from the model's pose "
+                                          "answer, or minus the surface normal measured in the aligned depth at "
+                                          "the contact (the model's where the depth there is no clean plane; "
+                                          "benchmarks/eval_depth_up.md).")
     busy_policy: Literal["queue", "refuse"] = Field("queue", description="A request that arrives while the model "
                                                     "is busy waits (queue) or is answered 'busy' at once (refuse).")
     queue_timeout_s: float = Field(60.0, gt=0, description="How long a queued request may wait for the model.")

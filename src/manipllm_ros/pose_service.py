@@ -78,6 +78,7 @@ class PoseResult:
     reasoning: str = ""
     raw_answer: str = ""
     latency_ms: dict[str, float] = field(default_factory=dict)
+    up_source: str = ""  # "model", "depth", or "model (depth: why not)" under pose_service.up = depth
 
     def summary(self) -> str:
         """One log line with the whole pose, so a failed episode can be traced back to what was predicted."""
@@ -89,7 +90,7 @@ class PoseResult:
 
         base = f", contact {r3(self.contact_base[0])} in base" if self.contact_base is not None else ""
         return (f"prediction {self.prediction_id}: pixel ({self.u}, {self.v}), point {r3(self.point)}, "
-                f"up {r3(self.up)}, forward {r3(self.forward)} (camera){base}, category '{self.category}', "
+                f"up {r3(self.up)} (from {self.up_source or 'model'}), forward {r3(self.forward)} (camera){base}, category '{self.category}', "
                 f"{self.latency_ms.get('total_ms', 0):.0f} ms")
 
 
@@ -156,7 +157,11 @@ class PoseService:
         try:
             u, v = float(pred.pixel[0]), float(pred.pixel[1])
             point = G.pixel_to_point(u, v, frame.depth, frame.K, window=self.cfg.depth_window // 2)
-            R_cam = G.rotation_from_up_forward(pred.up, pred.forward)
+            up, forward, up_note = pred.up, pred.forward, "model"
+            if self.cfg.up == "depth":
+                up, forward, why = G.up_from_depth(u, v, frame.depth, frame.K, up, forward)
+                up_note = f"model (depth: {why})" if why else "depth"
+            R_cam = G.rotation_from_up_forward(up, forward)
         except G.GeometryError as exc:
             res = self._fail(f"prediction at pixel ({pred.pixel[0]:.0f}, {pred.pixel[1]:.0f}) cannot be lifted "
                              f"to a pose: {exc}", t0, lat)
@@ -177,7 +182,7 @@ class PoseService:
             approach_base=(a_pos, G.quaternion_from_matrix(R_base)),
             approach_distance=self.cfg.approach_distance,
             category=pred.category or "", reasoning=pred.reasoning or "", raw_answer=pred.answer,
-            latency_ms=lat,
+            latency_ms=lat, up_source=up_note,
         )  # fmt: skip
 
     def _fail(self, error: str, t0: float, lat: dict[str, float]) -> PoseResult:

@@ -41,6 +41,8 @@ class PoseServiceNode(LifecycleNode):
         self.declare_parameter("busy_policy", "", d(description="queue | refuse; overrides the YAML"))
         self.declare_parameter("contact", "", d(description="pose | grounding (contact pixel from the grounding "
                                                      "answer); overrides the YAML"))
+        self.declare_parameter("up", "", d(description="model | depth (gripper up = minus the measured surface "
+                                                "normal); overrides the YAML"))
         self.declare_parameter("tta_state_dir", "", d(description="where adapted adapters persist; overrides "
                                                            "the YAML"))
         self.declare_parameter("autostart", True, d(description="configure and activate at start; false = wait "
@@ -59,7 +61,7 @@ class PoseServiceNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             cfg = load_config(self.get_parameter("config_file").value)
-            for name in ("model_path", "adapter_path", "busy_policy", "contact"):
+            for name in ("model_path", "adapter_path", "busy_policy", "contact", "up"):
                 value = self.get_parameter(name).value
                 if value:
                     setattr(cfg.pose_service, name, value)
@@ -81,7 +83,8 @@ class PoseServiceNode(LifecycleNode):
         self._tf_static.publish(TFMessage(transforms=[static_camera_transform(cfg.frames,
                                                                              self.get_clock().now().to_msg())]))
         self.get_logger().info(f"configured: model {cfg.pose_service.model_path or '(none)'}, "
-                               f"contact from the {cfg.pose_service.contact} answer, "
+                               f"contact from the {cfg.pose_service.contact} answer, up from the "
+                               f"{'depth image' if cfg.pose_service.up == 'depth' else 'model'}, "
                                f"camera topics under {cam.color_topic.rsplit('/', 3)[0]}")
         return TransitionCallbackReturn.SUCCESS
 
