@@ -44,6 +44,10 @@ def test_paper_matrix_lists_the_paper_rows():
         a, b = depthup[src], depthup[f"{src}-depthup"]
         assert (a.up, b.up) == ("model", "depth") and a.model_copy(update={"name": "x", "label": "", "up": "x"}) \
             == b.model_copy(update={"name": "x", "label": "", "up": "x"})
+    agreed = {r.name: r for r in load_matrix(REPO / "config" / "eval_contact_agreement.yaml").rows}
+    assert agreed["agreed-depthup"].eval_proposer == "model-direct-agreed-depthup"
+    assert agreed["agreed"].eval_proposer == "model-direct-agreed"
+    assert agreed["grounded-snap60-depthup"].eval_proposer == "model-direct-grounded-snap60-depthup"
     aia = {r.name: r for r in load_matrix(REPO / "config" / "eval_aia_revolute.yaml").rows}
     for src in ("oracle", "grounded", "pose"):  # benchmarks/aia_vs_straight.py pairs <src>-aia with <src>-straight
         a, b = aia[f"{src}-aia"], aia[f"{src}-straight"]

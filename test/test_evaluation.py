@@ -65,10 +65,10 @@ def test_grounded_model_proposer_refuses_a_checkpoint_without_the_grounding_task
     plain = make_proposer("model-direct", tiny).propose(obs, obj.meta.instruction, np.random.default_rng(0))
     assert plain.ok
     grounded = make_proposer("model-direct-grounded", tiny)
-    assert grounded.name == "model-direct-grounded" and grounded.ground_contact
+    assert grounded.name == "model-direct-grounded" and grounded.contact == "grounding"
     prop = grounded.propose(obs, obj.meta.instruction, np.random.default_rng(0))
     assert not prop.ok and "grounding turn" in prop.error and (prop.u, prop.v) == (-1, -1)
-    with pytest.raises(ValueError, match="model-direct-grounded"):
+    with pytest.raises(ValueError, match=r"unknown proposer 'model-sideways'.*-grounded\|-agreed"):
         make_proposer("model-sideways", tiny)
 
 
@@ -86,10 +86,10 @@ def test_depthup_model_proposer_keeps_the_pixel_and_takes_up_from_depth(one_torc
     tiny = str(REPO / "models" / "demo-tiny")
     plain = make_proposer("model-direct", tiny).propose(obs, obj.meta.instruction, np.random.default_rng(0))
     depthup = make_proposer("model-direct-depthup", tiny)
-    assert depthup.name == "model-direct-depthup" and depthup.up_from == "depth" and not depthup.ground_contact
+    assert depthup.name == "model-direct-depthup" and depthup.up_from == "depth" and depthup.contact == "pose"
     prop = depthup.propose(obs, obj.meta.instruction, np.random.default_rng(0))
-    assert prop.ok and (prop.u, prop.v) == (plain.u, plain.v) and prop.up_note == "up from depth"
+    assert prop.ok and (prop.u, prop.v) == (plain.u, plain.v) and prop.up_note == "depth"
     up, _, why = G.up_from_depth(prop.u, prop.v, obs.depth, obs.intrinsics.K, plain.up_cam, plain.forward_cam)
     assert why == "" and np.allclose(prop.up_cam, up) and not np.allclose(prop.up_cam, plain.up_cam)
     out = new_outcome(spec, obj.meta, depthup.name, "aia")
-    assert score_proposal(out, obs, prop) is not None and out.up_note == "up from depth"  # in episodes.jsonl
+    assert score_proposal(out, obs, prop) is not None and out.up_note == "depth"  # in episodes.jsonl

@@ -144,6 +144,7 @@ def test_grounded_contact_takes_the_pixel_from_the_grounding_answer_and_directio
         centre = frame.to_orig(*frame.to_model(*s["part_centre_uv"]))
         contact = frame.to_orig(*frame.to_model(*s["contact_uv"]))
         assert r.pixel == pytest.approx(centre) and r.pixel != pytest.approx(contact)  # the box centre, not the handle
+        assert r.pose_pixel == pytest.approx(contact)  # the pose answer's pixel is kept (contact.resolve_contact)
         assert np.degrees(np.arccos(np.clip(np.dot(r.up, s["up_cam"]), -1, 1))) < 3  # directions: the pose answer
         assert r.turns[0][0] == P.grounding_question(s["instruction"]) and r.turns[0][1].startswith("The door is at")
         assert r.timings["grounding"] > 0 and r.timings["total"] >= r.timings["grounding"]

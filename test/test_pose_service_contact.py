@@ -87,3 +87,41 @@ def test_up_setting_takes_the_approach_axis_from_the_depth_image(one_torch_threa
         obj.meta.instruction, RGBDFrame(frame.rgb, flat_hole, frame.K), False)
     assert kept.success and kept.up_source.startswith("model (depth: only 1 depth points"), kept.up_source
     np.testing.assert_allclose(kept.up, model.up, atol=1e-6)
+
+
+def test_agreement_contact_is_the_pose_or_grounding_pixel_it_names(one_torch_thread):
+    """contact = agreement asks both questions and takes one of the two pixels; the result says which."""
+    from manipllm_ros.contact import snap_to_agreeing_surface, surface_angle
+    from manipllm_ros.evaluation.episode import EpisodeSpec, build_arm
+    from manipllm_ros.model.policy import PosePredictor
+
+    predictor = PosePredictor.load(REPO / "models" / "small-grounded", device="cpu")
+    seen = set()
+    for spec in (EpisodeSpec("microwave", 5, 0), EpisodeSpec("kettle_lid", 12, 0), EpisodeSpec("stapler", 7, 0)):
+        obj, arm = build_arm(spec)
+        with arm:
+            obs = arm.world.observe()
+        frame = RGBDFrame(obs.rgb, np.asarray(obs.depth, np.float32), np.asarray(obs.intrinsics.K, float))
+        res = {c: PoseService(predictor, PoseServiceConfig(contact=c, up="depth"), FramesConfig()).predict(
+            obj.meta.instruction, frame, False) for c in ("pose", "grounding", "agreement")}
+        assert all(r.success for r in res.values()), {c: r.error for c, r in res.items()}
+        agreed = res["agreement"]
+        chosen = res[agreed.pixel_source]
+        assert (agreed.u, agreed.v) == (chosen.u, chosen.v) and f"(from {agreed.pixel_source}; surface vs" in agreed.summary()
+        other = res["pose" if agreed.pixel_source == "grounding" else "grounding"]
+        up = predictor.predict(obs.rgb, obj.meta.instruction, chain_of_thought=False).up
+        a_chosen = surface_angle(chosen.u, chosen.v, frame.depth, frame.K, up)
+        a_other = surface_angle(other.u, other.v, frame.depth, frame.K, up)
+        assert a_other is None or (a_chosen is not None and a_chosen <= a_other + 1e-6)
+        seen.add(agreed.pixel_source)
+        snap = PoseService(predictor, PoseServiceConfig(contact="grounding", up="depth", snap_radius_px=60),
+                           FramesConfig()).predict(obj.meta.instruction, frame, False)
+        g = res["grounding"]
+        if "snapped from" in snap.contact_note:  # moved: to a surface that faces the model's up, within 60 px
+            assert f"snapped from ({g.u}, {g.v})" in snap.summary() and 0 < np.hypot(snap.u - g.u, snap.v - g.v) <= 60
+            assert surface_angle(snap.u, snap.v, frame.depth, frame.K, up) <= 30
+        else:  # stayed: the grounding pixel's surface already agrees, or none near does
+            assert (snap.u, snap.v) == (g.u, g.v)
+            assert snap_to_agreeing_surface(g.u, g.v, frame.depth, frame.K, up, radius_px=60) is None
+    assert seen == {"pose", "grounding"}  # on these three scenes it takes each answer at least once
+    assert res["pose"].pixel_source == "pose" and res["grounding"].pixel_source == "grounding"

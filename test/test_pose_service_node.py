@@ -179,7 +179,7 @@ def test_trained_model_pose_markers_and_tta_version(spawn, rclpy_context, tmp_pa
     assert abs(np.linalg.norm([a.x - c.x, a.y - c.y, a.z - c.z]) - p.approach_distance) < 1e-6
     assert res.reasoning.category and res.reasoning.raw_answer.startswith("The contact point is")
     # The log names the whole pose (PoseResult.summary), so an episode that fails later can be traced to it.
-    proc.wait_for(f"prediction {res.prediction_id}: pixel ({p.u}, {p.v}), point [", timeout=10)
+    proc.wait_for(f"prediction {res.prediction_id}: pixel ({p.u}, {p.v}) (from pose), point [", timeout=10)
     assert "(camera), contact [" in proc.output()
     deadline = time.monotonic() + 10
     while not markers and time.monotonic() < deadline:

@@ -88,13 +88,19 @@ class PoseServiceConfig(_Strict):
                               "those saved with the checkpoint).")
     device: str = Field("auto", description="torch device: auto = cuda if available else cpu.")
     chain_of_thought: bool = Field(True, description="Default when a request does not say (requests always say).")
-    contact: Literal["pose", "grounding"] = Field("pose", description="Contact pixel from the pose answer, or from "
-                                                  "the grounding answer (only checkpoints trained with the grounding "
-                                                  "task; benchmarks/model_part_supervision.md).")
+    contact: Literal["pose", "grounding", "agreement"] = Field(
+        "pose", description="Contact pixel from the pose answer, the grounding answer, or of the two the one whose "
+        "surface in the depth image faces the way the model's up says (agreement). grounding and agreement need a "
+        "checkpoint trained with the grounding task (benchmarks/eval_contact_agreement.md).")
     up: Literal["model", "depth"] = Field("model", description="Gripper up (approach axis) from the model's pose "
                                           "answer, or minus the surface normal measured in the aligned depth at "
                                           "the contact (the model's where the depth there is no clean plane; "
                                           "benchmarks/eval_depth_up.md).")
+    snap_radius_px: int = Field(0, ge=0, description="0 = off. Otherwise a contact whose depth surface disagrees "
+                                "with the model's up by more than snap_max_angle_deg moves to the nearest pixel "
+                                "within this radius whose surface agrees (contact.py; benchmarks/"
+                                "eval_contact_agreement.md).")
+    snap_max_angle_deg: float = Field(30.0, gt=0, le=180, description="Agreement threshold of the snap.")
     busy_policy: Literal["queue", "refuse"] = Field("queue", description="A request that arrives while the model "
                                                     "is busy waits (queue) or is answered 'busy' at once (refuse).")
     queue_timeout_s: float = Field(60.0, gt=0, description="How long a queued request may wait for the model.")

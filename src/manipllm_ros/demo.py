@@ -366,10 +366,10 @@ def register(subparsers) -> None:
     p.add_argument("--direct", action="store_true",
                    help="ask the pose question directly, without the chain of thought (for models trained "
                         "without it, such as models/small-grounded)")
-    p.add_argument("--contact", choices=["pose", "grounding"], default="pose",
-                   help="contact pixel from the pose answer, or from the grounding answer "
-                        "(pose_service.contact; for models trained with the grounding task, such as "
-                        "models/small-grounded)")
+    p.add_argument("--contact", choices=["pose", "grounding", "agreement"], default="pose",
+                   help="contact pixel from the pose answer, the grounding answer, or of the two the one whose "
+                        "depth surface faces the model's up (pose_service.contact; the last two for models "
+                        "trained with the grounding task, such as models/small-grounded)")
     p.add_argument("--up", choices=["model", "depth"], default="model",
                    help="gripper up from the model's pose answer, or minus the surface normal measured in the "
                         "depth image at the contact (pose_service.up)")

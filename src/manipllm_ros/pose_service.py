@@ -19,6 +19,7 @@ import numpy as np
 
 from manipllm_ros import geometry as G
 from manipllm_ros.config import FramesConfig, PoseServiceConfig
+from manipllm_ros.contact import needs_grounding, resolve_contact
 
 
 class InputError(ValueError):
@@ -79,6 +80,8 @@ class PoseResult:
     raw_answer: str = ""
     latency_ms: dict[str, float] = field(default_factory=dict)
     up_source: str = ""  # "model", "depth", or "model (depth: why not)" under pose_service.up = depth
+    pixel_source: str = ""  # "pose" or "grounding": whose answer the contact pixel is
+    contact_note: str = ""  # how agreement chose, where a snap moved the pixel from
 
     def summary(self) -> str:
         """One log line with the whole pose, so a failed episode can be traced back to what was predicted."""
@@ -89,8 +92,11 @@ class PoseResult:
             return np.round(np.asarray(a, float), 3).tolist()
 
         base = f", contact {r3(self.contact_base[0])} in base" if self.contact_base is not None else ""
-        return (f"prediction {self.prediction_id}: pixel ({self.u}, {self.v}), point {r3(self.point)}, "
-                f"up {r3(self.up)} (from {self.up_source or 'model'}), forward {r3(self.forward)} (camera){base}, category '{self.category}', "
+        src = self.pixel_source or "pose"
+        return (f"prediction {self.prediction_id}: pixel ({self.u}, {self.v}) "
+                f"(from {src}{'; ' + self.contact_note if self.contact_note else ''}), "
+                f"point {r3(self.point)}, up {r3(self.up)} (from {self.up_source or 'model'}), "
+                f"forward {r3(self.forward)} (camera){base}, category '{self.category}', "
                 f"{self.latency_ms.get('total_ms', 0):.0f} ms")
 
 
@@ -143,7 +149,7 @@ class PoseService:
         try:
             version = self.adapter_version
             pred = self.predictor.predict(frame.rgb, instruction.strip(), chain_of_thought=chain_of_thought,
-                                          ground_contact=self.cfg.contact == "grounding")
+                                          ground_contact=needs_grounding(self.cfg.contact))
         except Exception as exc:  # PoseParseError and any model failure are answers, not crashes
             lat["model_ms"] = (time.perf_counter() - t_model) * 1e3
             return self._fail(str(exc) or type(exc).__name__, t0, lat)
@@ -154,16 +160,15 @@ class PoseService:
             lat[f"{key}_ms"] = float(value)
 
         t_geo = time.perf_counter()
+        u, v = float(pred.pixel[0]), float(pred.pixel[1])
         try:
-            u, v = float(pred.pixel[0]), float(pred.pixel[1])
+            c = resolve_contact(pred, frame.depth, frame.K, self.cfg.contact, self.cfg.up,
+                                snap_px=self.cfg.snap_radius_px, snap_deg=self.cfg.snap_max_angle_deg)
+            u, v = c.u, c.v
             point = G.pixel_to_point(u, v, frame.depth, frame.K, window=self.cfg.depth_window // 2)
-            up, forward, up_note = pred.up, pred.forward, "model"
-            if self.cfg.up == "depth":
-                up, forward, why = G.up_from_depth(u, v, frame.depth, frame.K, up, forward)
-                up_note = f"model (depth: {why})" if why else "depth"
-            R_cam = G.rotation_from_up_forward(up, forward)
+            R_cam = G.rotation_from_up_forward(c.up, c.forward)
         except G.GeometryError as exc:
-            res = self._fail(f"prediction at pixel ({pred.pixel[0]:.0f}, {pred.pixel[1]:.0f}) cannot be lifted "
+            res = self._fail(f"prediction at pixel ({u:.0f}, {v:.0f}) cannot be lifted "
                              f"to a pose: {exc}", t0, lat)
             res.raw_answer = getattr(pred, "answer", "")
             return res
@@ -182,7 +187,7 @@ class PoseService:
             approach_base=(a_pos, G.quaternion_from_matrix(R_base)),
             approach_distance=self.cfg.approach_distance,
             category=pred.category or "", reasoning=pred.reasoning or "", raw_answer=pred.answer,
-            latency_ms=lat, up_source=up_note,
+            latency_ms=lat, up_source=c.up_from, pixel_source=c.pixel_from, contact_note=c.note,
         )  # fmt: skip
 
     def _fail(self, error: str, t0: float, lat: dict[str, float]) -> PoseResult:

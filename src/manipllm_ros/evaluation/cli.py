@@ -6,7 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
-from manipllm_ros.evaluation.proposals import MODEL_PROPOSERS
+from manipllm_ros.evaluation.proposals import parse_model_proposer
+
+
+def _proposer_name(name: str) -> str:
+    if name not in ("random-object", "random-part"):
+        try:
+            parse_model_proposer(name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
 
 
 def _matrix(args: argparse.Namespace) -> int:
@@ -22,12 +31,13 @@ def _matrix(args: argparse.Namespace) -> int:
             splits = args.splits or mf.splits or ["test_seen", "test_unseen"]
             categories = args.categories or mf.categories
         else:  # one row from the flags, over several seeds and/or both splits
-            proposer, mode = (("model", args.proposer.split("-")[1]) if args.proposer.startswith("model")
-                              else (args.proposer, "cot"))
-            contact = "grounding" if "-grounded" in args.proposer else "pose"
-            up = "depth" if args.proposer.endswith("-depthup") else "model"
-            rows = [MatrixRow(name=args.proposer, proposer=proposer, mode=mode, contact=contact, up=up, pull=args.pull,
-                              checkpoint=args.checkpoint if proposer == "model" else None)]
+            if args.proposer.startswith("model"):
+                cot, contact, up, snap = parse_model_proposer(args.proposer)
+                row = {"proposer": "model", "mode": "cot" if cot else "direct", "contact": contact, "up": up,
+                       "snap_px": snap, "checkpoint": args.checkpoint}
+            else:
+                row = {"proposer": args.proposer}
+            rows = [MatrixRow(name=args.proposer, pull=args.pull, **row)]
             episodes, splits, categories = args.episodes or 20, args.splits or [args.split], args.categories
         check_rows(rows)  # before any episode: a missing checkpoint fails now
         summary = run_matrix(rows, Path(args.out), seeds=args.seeds or [args.seed], splits=splits,
@@ -83,10 +93,13 @@ def _eval_tta(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="success rates per category on the fast simulated arm")
     p.add_argument("--proposer", default="model-cot",
-                   choices=[*MODEL_PROPOSERS, "random-object", "random-part"],
-                   help="who picks the contact: the model (with/without chain of thought; '-grounded': the contact "
-                   "pixel from its grounding answer; '-depthup': up = minus the surface normal measured in depth) "
-                   "or a baseline")
+                   type=_proposer_name,
+                   help="random-object | random-part | model-{cot,direct}[-grounded|-agreed][-snapR][-depthup]: "
+                   "who picks the contact: the model (with/without chain of thought; '-grounded': the contact "
+                   "pixel from its grounding answer; '-agreed': of the pose and grounding pixels, the one whose "
+                   "depth surface faces the model's up; '-snapR': a pixel whose surface disagrees with the "
+                   "model's up moves to the nearest agreeing one within R px; '-depthup': up = minus the surface "
+                   "normal measured in depth) or a baseline")
     p.add_argument("--checkpoint", help="trained model directory (model proposers)")
     p.add_argument("--pull", default="aia", choices=["aia", "straight"], help="pull policy after contact")
     p.add_argument("--split", default="test_seen", choices=["test_seen", "test_unseen"],

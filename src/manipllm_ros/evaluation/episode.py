@@ -51,7 +51,9 @@ class EpisodeOutcome:
     failure: str
     latency_ms: float
     wall_s: float
-    up_note: str = ""  # "up from depth" / "model up kept: why" for rows that take the up from depth
+    up_note: str = ""  # model rows: where the up came from (model | depth | model (depth: why not))
+    pixel_from: str = ""  # model rows: whose answer the contact pixel is (pose | grounding)
+    contact_note: str = ""  # model rows: how agreement chose, where a snap moved the pixel from
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,7 +75,7 @@ def score_proposal(out: EpisodeOutcome, obs, prop) -> tuple[np.ndarray, np.ndarr
     """Record the proposal (parsed, pixel, on object, on part) and lift it to a camera-frame contact point and
     gripper rotation; None (with `out.failure` set) when it did not parse or cannot be lifted."""
     out.latency_ms = prop.latency_ms
-    out.up_note = getattr(prop, "up_note", "")
+    out.up_note, out.pixel_from, out.contact_note = prop.up_note, prop.pixel_from, prop.contact_note
     if not prop.ok:
         out.failure = prop.error
         return None

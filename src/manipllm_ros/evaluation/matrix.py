@@ -15,8 +15,9 @@ random stream: the rows differ only in what the row says.
         proposer: model
         checkpoint: checkpoints/small-gpu/full-s0   # relative to the current directory
         mode: cot                            # cot (chain of thought) | direct
-        contact: pose                        # pose | grounding (the contact pixel from the grounding answer)
+        contact: pose                        # pose | grounding | agreement (contact.py)
         up: model                            # model | depth (up = minus the surface normal measured in depth)
+        snap_px: 0                           # 0 | R: snap to the nearest surface agreeing with the model's up
     episodes: 20                             # optional defaults; command-line flags override them
     splits: [test_seen, test_unseen]
 
@@ -52,12 +53,14 @@ class MatrixRow(BaseModel):
     proposer: Literal["random-object", "random-part", "model"]
     checkpoint: str | None = Field(None, description="Trained model directory (proposer model).")
     mode: Literal["cot", "direct"] = Field("cot", description="Model inference: chain of thought or direct.")
-    contact: Literal["pose", "grounding"] = Field(
-        "pose", description="Model contact pixel: the pose answer's, or the grounding answer's (checkpoints trained "
-        "with the grounding task).")
+    contact: Literal["pose", "grounding", "agreement"] = Field(
+        "pose", description="Model contact pixel: the pose answer's, the grounding answer's, or of the two the one "
+        "whose depth surface faces the model's up (the last two: checkpoints trained with the grounding task).")
     up: Literal["model", "depth"] = Field(
         "model", description="Model up direction: the pose answer's, or minus the surface normal measured in the "
         "depth image at the contact (the model's where the depth there is no clean plane).")
+    snap_px: int = Field(0, ge=0, description="Model contact: 0, or snap a pixel whose depth surface disagrees with "
+                         "the model's up to the nearest agreeing one within this radius (contact.py).")
     pull: Literal["aia", "straight"] = "aia"
 
     @field_validator("name")
@@ -74,7 +77,7 @@ class MatrixRow(BaseModel):
             return self.proposer
         from manipllm_ros.evaluation.proposals import model_proposer_name
 
-        return model_proposer_name(self.mode == "cot", self.contact == "grounding", self.up)
+        return model_proposer_name(self.mode == "cot", self.contact, self.up, self.snap_px)
 
     @property
     def text(self) -> str:

@@ -8,6 +8,7 @@ answer returns a `Proposal` with `error` set: the episode then counts as a failu
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,9 @@ class Proposal:
     category: str = ""
     reasoning: str = ""
     latency_ms: float = 0.0
-    up_note: str = ""  # where the up direction came from, when a row chose depth
+    up_note: str = ""  # where the up came from: model | depth | model (depth: why not)
+    pixel_from: str = ""  # whose answer the model's contact pixel is: pose | grounding
+    contact_note: str = ""  # how agreement chose, where a snap moved the pixel from
 
     @property
     def ok(self) -> bool:
@@ -72,50 +75,59 @@ class RandomPartPixel(_RandomPixelNormal):
 
 
 class ModelProposer(Proposer):
-    """The trained MLLM, with or without chain of thought; `ground_contact` takes the contact pixel from the
-    model's grounding answer (`PosePredictor.predict`); `up_from="depth"` replaces the model's up by minus the
-    surface normal measured in the depth image at the contact (`geometry.up_from_depth`, as the pose service
-    does), keeping the model's up where the depth there is no clean plane."""
+    """The trained MLLM, with or without chain of thought; `contact` and `up_from` say where the contact pixel
+    and the up direction come from, as in the pose service (`contact.resolve_contact`)."""
 
     def __init__(self, checkpoint: str, chain_of_thought: bool = True, device: str | None = "cpu",
-                 ground_contact: bool = False, up_from: str = "model") -> None:
+                 contact: str = "pose", up_from: str = "model", snap_px: int = 0) -> None:
+        from manipllm_ros.contact import CONTACT_SOURCES
         from manipllm_ros.model.policy import PosePredictor
 
-        if up_from not in ("model", "depth"):
-            raise ValueError(f"up_from must be model | depth, got {up_from!r}")
+        if contact not in CONTACT_SOURCES or up_from not in ("model", "depth"):
+            raise ValueError(f"contact must be one of {CONTACT_SOURCES} and up_from model | depth, got "
+                             f"{contact!r}, {up_from!r}")
         self.predictor = PosePredictor.load(checkpoint, device=device)
         self.chain_of_thought = chain_of_thought
-        self.ground_contact = ground_contact
+        self.contact = contact
         self.up_from = up_from
-        self.name = model_proposer_name(chain_of_thought, ground_contact, up_from)
+        self.snap_px = snap_px
+        self.name = model_proposer_name(chain_of_thought, contact, up_from, snap_px)
 
     def propose(self, obs, instruction: str, rng: np.random.Generator) -> Proposal:
-        from manipllm_ros import geometry as G
+        from manipllm_ros.contact import needs_grounding, resolve_contact
         from manipllm_ros.prompts import PoseParseError
 
         try:
             pred = self.predictor.predict(obs.rgb, instruction, chain_of_thought=self.chain_of_thought,
-                                          ground_contact=self.ground_contact)
+                                          ground_contact=needs_grounding(self.contact))
         except PoseParseError as exc:
             return Proposal(error=str(exc))
-        u, v = int(round(pred.pixel[0])), int(round(pred.pixel[1]))
-        up, forward, up_note = np.asarray(pred.up, float), np.asarray(pred.forward, float), ""
-        if self.up_from == "depth":
-            up, forward, why = G.up_from_depth(u, v, obs.depth, obs.intrinsics.K, up, forward)
-            up_note = f"model up kept: {why}" if why else "up from depth"
-        return Proposal(u, v, up, forward,
+        c = resolve_contact(pred, obs.depth, obs.intrinsics.K, self.contact, self.up_from, snap_px=self.snap_px)
+        return Proposal(int(round(c.u)), int(round(c.v)), c.up, c.forward,
                         category=pred.category or "", reasoning=pred.reasoning or "",
-                        latency_ms=float(pred.timings.get("total", 0.0)), up_note=up_note)
+                        latency_ms=float(pred.timings.get("total", 0.0)), up_note=c.up_from,
+                        pixel_from=c.pixel_from, contact_note=c.note)
 
 
-def model_proposer_name(chain_of_thought: bool, ground_contact: bool, up_from: str = "model") -> str:
-    """model-{cot,direct}[-grounded][-depthup]: the proposer names of `manipllm eval --proposer`."""
-    return (("model-cot" if chain_of_thought else "model-direct") + ("-grounded" if ground_contact else "")
-            + ("-depthup" if up_from == "depth" else ""))
+_CONTACT_SUFFIX = {"pose": "", "grounding": "-grounded", "agreement": "-agreed"}
+_NAME = re.compile(r"model-(cot|direct)(-grounded|-agreed)?(?:-snap(\d+))?(-depthup)?")
 
 
-MODEL_PROPOSERS = tuple(model_proposer_name(c, g, u) for u in ("model", "depth") for g in (False, True)
-                        for c in (True, False))
+def model_proposer_name(chain_of_thought: bool, contact: str = "pose", up_from: str = "model",
+                        snap_px: int = 0) -> str:
+    """model-{cot,direct}[-grounded|-agreed][-snapR][-depthup]: the proposer names of `manipllm eval`."""
+    return (("model-cot" if chain_of_thought else "model-direct") + _CONTACT_SUFFIX[contact]
+            + (f"-snap{snap_px}" if snap_px else "") + ("-depthup" if up_from == "depth" else ""))
+
+
+def parse_model_proposer(name: str) -> tuple[bool, str, str, int]:
+    """(chain_of_thought, contact, up_from, snap_px) of a model proposer name; ValueError for any other name."""
+    m = _NAME.fullmatch(name)
+    if m is None:
+        raise ValueError(f"unknown proposer {name!r}: random-object | random-part | "
+                         "model-{cot,direct}[-grounded|-agreed][-snapR][-depthup]")
+    contact = {"-grounded": "grounding", "-agreed": "agreement"}.get(m.group(2) or "", "pose")
+    return m.group(1) == "cot", contact, "depth" if m.group(4) else "model", int(m.group(3) or 0)
 
 
 def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
@@ -123,10 +135,7 @@ def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
         return RandomObjectPixel()
     if name == "random-part":
         return RandomPartPixel()
-    if name in MODEL_PROPOSERS:
-        if not checkpoint:
-            raise ValueError(f"proposer {name!r} needs --checkpoint (a trained model directory)")
-        return ModelProposer(checkpoint, chain_of_thought=name.startswith("model-cot"),
-                             ground_contact="-grounded" in name, up_from="depth" if name.endswith("-depthup")
-                             else "model")
-    raise ValueError(f"unknown proposer {name!r}: random-object | random-part | {' | '.join(MODEL_PROPOSERS)}")
+    cot, contact, up_from, snap_px = parse_model_proposer(name)
+    if not checkpoint:
+        raise ValueError(f"proposer {name!r} needs --checkpoint (a trained model directory)")
+    return ModelProposer(checkpoint, chain_of_thought=cot, contact=contact, up_from=up_from, snap_px=snap_px)

@@ -60,6 +60,7 @@ class Prediction:
     turns: list[tuple[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     adapter_version: str = ""
+    pose_pixel: tuple[float, float] | None = None  # the pose answer's pixel when `pixel` is the grounding answer's
 
 
 def _sync(device: torch.device) -> None:
@@ -217,7 +218,7 @@ class PosePredictor:
                 out[i] = PoseParseError(f"grounding turn: {exc.reason}", text)
                 continue
             pred = out[i]
-            pred.pixel = uv
+            pred.pose_pixel, pred.pixel = pred.pixel, uv
             pred.turns.insert(0, (q, text))
             pred.timings["grounding"] = ms
             pred.timings["total"] = pred.timings.get("total", 0.0) + ms

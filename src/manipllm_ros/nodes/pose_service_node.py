@@ -31,6 +31,10 @@ from manipllm_ros.pose_service import InputError, PoseService, RGBDFrame
 from manipllm_ros.tta import TestTimeAdapter
 
 
+CONTACT_TEXT = {"pose": "the pose answer", "grounding": "the grounding answer",
+                "agreement": "the pose or grounding answer whose depth surface faces the model's up"}
+
+
 class PoseServiceNode(LifecycleNode):
     def __init__(self) -> None:
         super().__init__("pose_service")
@@ -39,8 +43,8 @@ class PoseServiceNode(LifecycleNode):
         self.declare_parameter("model_path", "", d(description="checkpoint directory; overrides the YAML"))
         self.declare_parameter("adapter_path", "", d(description="adapter directory; overrides the YAML"))
         self.declare_parameter("busy_policy", "", d(description="queue | refuse; overrides the YAML"))
-        self.declare_parameter("contact", "", d(description="pose | grounding (contact pixel from the grounding "
-                                                     "answer); overrides the YAML"))
+        self.declare_parameter("contact", "", d(description="pose | grounding | agreement (where the contact "
+                                                     "pixel comes from, contact.py); overrides the YAML"))
         self.declare_parameter("up", "", d(description="model | depth (gripper up = minus the measured surface "
                                                 "normal); overrides the YAML"))
         self.declare_parameter("tta_state_dir", "", d(description="where adapted adapters persist; overrides "
@@ -83,7 +87,7 @@ class PoseServiceNode(LifecycleNode):
         self._tf_static.publish(TFMessage(transforms=[static_camera_transform(cfg.frames,
                                                                              self.get_clock().now().to_msg())]))
         self.get_logger().info(f"configured: model {cfg.pose_service.model_path or '(none)'}, "
-                               f"contact from the {cfg.pose_service.contact} answer, up from the "
+                               f"contact from {CONTACT_TEXT[cfg.pose_service.contact]}, up from the "
                                f"{'depth image' if cfg.pose_service.up == 'depth' else 'model'}, "
                                f"camera topics under {cam.color_topic.rsplit('/', 3)[0]}")
         return TransitionCallbackReturn.SUCCESS
