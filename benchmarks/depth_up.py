@@ -7,7 +7,7 @@ movable part, success given that, and how often the depth had no plane there (th
 
     .venv/bin/python benchmarks/depth_up.py results/eval_depth_up --out benchmarks/eval_depth_up_paired.md
 
-(benchmarks/eval_depth_up.md reads the tables this prints.)
+(benchmarks/eval_depth_up.md reads the tables this prints; the paired table is paired_rows.py's.)
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from manipllm_ros.evaluation.paired import compare_rows
 from manipllm_ros.evaluation.runner import read_episodes
+from paired_rows import paired_table
 
 
 def pooled(root: Path, row: str, split: str, seeds: list[int]) -> dict:
     eps = [e for s in seeds for e in read_episodes(root / f"seed{s}" / split / row).values()]
     on = np.array([bool(e["on_part"]) for e in eps])
     ok = np.array([bool(e["initial_success"]) for e in eps])
-    kept = sum(e.get("up_note", "").startswith("model up kept") for e in eps)
+    kept = sum(e.get("up_note", "") not in ("depth", "up from depth") for e in eps)  # (older runs: "up from depth")
     rate = lambda m: float(ok[m].mean()) if m.any() else float("nan")  # noqa: E731
     return {"on_part": float(on.mean()), "open_on": rate(on), "open_off": rate(~on), "kept": kept / len(eps),
             "pixels": {e["key"]: (e["u"], e["v"]) for e in eps}}
@@ -41,17 +41,11 @@ def main() -> None:
     summary = json.loads((root / "summary.json").read_text())
     seeds, splits = summary["seeds"], summary["splits"]
     sources = [r["name"][: -len("-depthup")] for r in summary["rows"] if r["name"].endswith("-depthup")]
-    lines = ["| split | contact | threshold | episodes | model up | depth up | depth - model (per-seed mean ± std) "
-             "| only depth opened | only model opened | sign test p |", "|" + "---|" * 10]
+    lines = paired_table(root, [(src, f"{src}-depthup") for src in sources], seeds, splits)
     detail = ["| split | contact | up | on part | P(open \\| on part) | P(open \\| off part) | depth had no plane "
               "(model up kept) |", "|" + "---|" * 7]
     for split in splits:
         for src in sources:
-            for metric in ("initial_success", "long_success"):
-                r = compare_rows(root, src, f"{src}-depthup", split, seeds, metric)
-                lines.append(f"| {split} | {src} | {metric.split('_')[0]} | {r['n']} | {r['a']:.2f} ± {r['a_sd']:.2f}"
-                             f" | {r['b']:.2f} ± {r['b_sd']:.2f} | {r['diff']:+.2f} ± {r['diff_sd']:.2f} | "
-                             f"{r['only_b']} | {r['only_a']} | {r['p']:.2g} |")
             m, d = pooled(root, src, split, seeds), pooled(root, f"{src}-depthup", split, seeds)
             if m["pixels"] != d["pixels"]:
                 raise SystemExit(f"{src} and {src}-depthup put the contact at different pixels in {split}: not "
