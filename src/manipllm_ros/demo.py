@@ -137,7 +137,7 @@ def run_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
     rng = np.random.default_rng(args.seed + 1)
     rows: list[Row] = []
     with PoseServiceClient(model_dir, out / "logs", out / "tta", contact=args.contact,
-                           up=args.up) as service:
+                           up=args.up, snap_radius_px=args.snap_radius) as service:
         for i in range(args.episodes):
             t0 = time.monotonic()
             category = str(rng.choice(args.categories))
@@ -193,7 +193,8 @@ def system_config(args: argparse.Namespace, model_dir: Path, category: str, seed
     src = REPO / "config" / "sim.yaml"
     data = yaml.safe_load(src.read_text()) if src.is_file() else ManipllmConfig().model_dump(mode="json")
     data.setdefault("pose_service", {}).update({"model_path": str(model_dir.resolve()),
-                                                "contact": args.contact, "up": args.up})
+                                                "contact": args.contact, "up": args.up,
+                                                "snap_radius_px": args.snap_radius})
     data.setdefault("tta", {})["state_dir"] = str((Path(args.out) / "tta").resolve())
     data.setdefault("bringup", {}).update({"franky_sim": True, "franky_object": category,
                                            "franky_object_seed": seed, "log_dir": str(logs.resolve()),
@@ -373,6 +374,9 @@ def register(subparsers) -> None:
     p.add_argument("--up", choices=["model", "depth"], default="model",
                    help="gripper up from the model's pose answer, or minus the surface normal measured in the "
                         "depth image at the contact (pose_service.up)")
+    p.add_argument("--snap-radius", type=int, default=0,
+                   help="pose_service.snap_radius_px: move a contact whose depth surface disagrees with the model's up "
+                        "to the nearest agreeing one within this many px (0 = off)")
     p.add_argument("--retrain", action="store_true", help="collect and train again even if a model exists")
     p.add_argument("--samples", type=int, default=360, help="simulated training samples to collect")
     p.add_argument("--steps", type=int, default=300, help="training steps of the tiny preset")

@@ -47,6 +47,9 @@ class PoseServiceNode(LifecycleNode):
                                                      "pixel comes from, contact.py); overrides the YAML"))
         self.declare_parameter("up", "", d(description="model | depth (gripper up = minus the measured surface "
                                                 "normal); overrides the YAML"))
+        self.declare_parameter("snap_radius_px", -1, d(description="snap a contact to the nearest surface that faces "
+                                                            "the model's up within this radius (0 = off); -1 = "
+                                                            "the YAML's"))
         self.declare_parameter("tta_state_dir", "", d(description="where adapted adapters persist; overrides "
                                                            "the YAML"))
         self.declare_parameter("autostart", True, d(description="configure and activate at start; false = wait "
@@ -69,6 +72,8 @@ class PoseServiceNode(LifecycleNode):
                 value = self.get_parameter(name).value
                 if value:
                     setattr(cfg.pose_service, name, value)
+            if self.get_parameter("snap_radius_px").value >= 0:
+                cfg.pose_service.snap_radius_px = self.get_parameter("snap_radius_px").value
             if self.get_parameter("tta_state_dir").value:
                 cfg.tta.state_dir = self.get_parameter("tta_state_dir").value
             cfg = ManipllmConfig.model_validate(cfg.model_dump())  # re-validate the overrides
@@ -86,9 +91,11 @@ class PoseServiceNode(LifecycleNode):
             self._tf_static = self.create_publisher(TFMessage, "/tf_static", latched)
         self._tf_static.publish(TFMessage(transforms=[static_camera_transform(cfg.frames,
                                                                              self.get_clock().now().to_msg())]))
-        self.get_logger().info(f"configured: model {cfg.pose_service.model_path or '(none)'}, "
-                               f"contact from {CONTACT_TEXT[cfg.pose_service.contact]}, up from the "
-                               f"{'depth image' if cfg.pose_service.up == 'depth' else 'model'}, "
+        ps = cfg.pose_service
+        snap = f", snap within {ps.snap_radius_px} px" if ps.snap_radius_px else ""
+        self.get_logger().info(f"configured: model {ps.model_path or '(none)'}, "
+                               f"contact from {CONTACT_TEXT[ps.contact]}, up from the "
+                               f"{'depth image' if ps.up == 'depth' else 'model'}{snap}, "
                                f"camera topics under {cam.color_topic.rsplit('/', 3)[0]}")
         return TransitionCallbackReturn.SUCCESS
 
