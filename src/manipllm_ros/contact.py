@@ -13,15 +13,13 @@ measured at the contact. Shared by the pose service and the evaluation, so both 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from manipllm_ros import geometry as G
 
-ContactSource = Literal["pose", "grounding", "agreement"]
-UpSource = Literal["model", "depth"]
 CONTACT_SOURCES: tuple[str, ...] = ("pose", "grounding", "agreement")
+UP_SOURCES: tuple[str, ...] = ("model", "depth")
 
 
 @dataclass
@@ -66,6 +64,13 @@ def snap_to_agreeing_surface(u: float, v: float, depth: np.ndarray, K, up, radiu
     return None
 
 
+def check_sources(contact: str, up: str) -> None:
+    """ValueError unless `contact` and `up` name sources resolve_contact knows."""
+    if contact not in CONTACT_SOURCES or up not in UP_SOURCES:
+        raise ValueError(f"contact must be one of {CONTACT_SOURCES} and up one of {UP_SOURCES}, got {contact!r}, "
+                         f"{up!r}")
+
+
 def needs_grounding(contact: str) -> bool:
     """Whether the model must also be asked the grounding question."""
     return contact in ("grounding", "agreement")
@@ -75,8 +80,7 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
                     snap_deg: float = 30.0) -> Contact:
     """The contact pixel and gripper directions for `pred` (a `model.policy.Prediction`, asked with
     ground_contact=needs_grounding(contact)); `snap_px` > 0 snaps the pixel (snap_to_agreeing_surface)."""
-    if contact not in CONTACT_SOURCES or up not in ("model", "depth"):
-        raise ValueError(f"contact must be one of {CONTACT_SOURCES} and up model | depth, got {contact!r}, {up!r}")
+    check_sources(contact, up)
     if needs_grounding(contact) and pred.pose_pixel is None:
         raise ValueError(f"contact {contact!r} needs the grounding answer: predict with ground_contact=True")
     pose_px = pred.pose_pixel if pred.pose_pixel is not None else pred.pixel

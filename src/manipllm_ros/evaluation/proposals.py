@@ -80,12 +80,10 @@ class ModelProposer(Proposer):
 
     def __init__(self, checkpoint: str, chain_of_thought: bool = True, device: str | None = "cpu",
                  contact: str = "pose", up_from: str = "model", snap_px: int = 0) -> None:
-        from manipllm_ros.contact import CONTACT_SOURCES
+        from manipllm_ros.contact import check_sources
         from manipllm_ros.model.policy import PosePredictor
 
-        if contact not in CONTACT_SOURCES or up_from not in ("model", "depth"):
-            raise ValueError(f"contact must be one of {CONTACT_SOURCES} and up_from model | depth, got "
-                             f"{contact!r}, {up_from!r}")
+        check_sources(contact, up_from)  # before the model loads
         self.predictor = PosePredictor.load(checkpoint, device=device)
         self.chain_of_thought = chain_of_thought
         self.contact = contact
