@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from manipllm_ros.evaluation.runner import read_episodes
+from manipllm_ros.evaluation.paired import pooled_episodes
 from paired_rows import paired_table
 
 
 def pooled(root: Path, row: str, split: str, seeds: list[int]) -> dict:
-    eps = [e for s in seeds for e in read_episodes(root / f"seed{s}" / split / row).values()]
+    eps = pooled_episodes(root, row, split, seeds)
     on = np.array([bool(e["on_part"]) for e in eps])
     ok = np.array([bool(e["initial_success"]) for e in eps])
     kept = sum(e.get("up_note", "") not in ("depth", "up from depth") for e in eps)  # (older runs: "up from depth")
@@ -57,8 +57,7 @@ def main() -> None:
     head = " | ".join(f"{src}: on part | {src}: model up | {src}: depth up" for src in sources)
     percat = [f"| split | category | episodes | {head} |", "|" + "---|" * (3 + 3 * len(sources))]
     for split in splits:
-        runs = {row: [e for s in seeds for e in read_episodes(root / f"seed{s}" / split / row).values()]
-                for src in sources for row in (src, f"{src}-depthup")}
+        runs = {row: pooled_episodes(root, row, split, seeds) for src in sources for row in (src, f"{src}-depthup")}
         for cat in sorted({e["category"] for e in runs[sources[0]]}):
             def rate(row: str, key: str = "initial_success") -> float:
                 return float(np.mean([e[key] for e in runs[row] if e["category"] == cat]))

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from manipllm_ros.evaluation.paired import compare_rows
-from manipllm_ros.evaluation.runner import read_episodes
+from manipllm_ros.evaluation.paired import compare_rows, pooled_episodes
 
 
 def on_part(root: Path, row: str, split: str, seeds: list[int]) -> float:
-    eps = [e for s in seeds for e in read_episodes(root / f"seed{s}" / split / row).values()]
-    return float(np.mean([bool(e["on_part"]) for e in eps]))
+    return float(np.mean([bool(e["on_part"]) for e in pooled_episodes(root, row, split, seeds)]))
 
 
 def paired_table(root: Path, pairs: list[tuple[str, str]], seeds: list[int], splits: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from manipllm_ros.evaluation.paired import compare_rows, sign_test
+from manipllm_ros.evaluation.paired import compare_rows, pooled_episodes, sign_test
 
 
 def test_sign_test_known_answers():
@@ -34,5 +34,7 @@ def test_rows_are_paired_by_episode_key(tmp_path):
     assert r["a"] == pytest.approx((0.5 + 0.0) / 2) and r["b"] == pytest.approx((0.75 + 0.5) / 2)
     assert r["diff"] == pytest.approx(((0.75 - 0.5) + 0.5) / 2) and r["diff_sd"] == pytest.approx(0.1767767)
     assert r["p"] == pytest.approx(0.625)
+    assert sorted(e["key"] for e in pooled_episodes(tmp_path, "b", "test_seen", [0, 1])) == [
+        "e1", "e1", "e2", "e2", "e3", "e4", "extra"]
     with pytest.raises(ValueError, match="share no finished episode"):
         compare_rows(tmp_path, "a", "missing", "test_seen", [0])

@@ -24,6 +24,11 @@ def sign_test(b: int, c: int) -> float:
     return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n)
 
 
+def pooled_episodes(root: Path, row: str, split: str, seeds: list[int]) -> list[dict]:
+    """Every finished episode of one row and split, over the seeds (for rates pooled over seeds)."""
+    return [e for s in seeds for e in read_episodes(Path(root) / f"seed{s}" / split / row).values()]
+
+
 def _sd(x: list[float]) -> float:
     return float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
 
