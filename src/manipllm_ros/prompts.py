@@ -341,7 +341,9 @@ def grounding_example(sample: Mapping, model_size: tuple[int, int] | None = None
     return Example("grounding", [Turn(grounding_question(sample["instruction"]), f"The {part} is at {format_point(x, y)}")])
 
 
-TASKS = ("category", "affordance", "pose", "masked_pose", "cot", "grounding")
+# grounding_zoom: the grounding question on a zoomed-in crop around the part (model/zoom.py); its examples need
+# the image, so training.data cuts them, not make_example.
+TASKS = ("category", "affordance", "pose", "masked_pose", "cot", "grounding", "grounding_zoom")
 
 
 def make_example(
@@ -364,6 +366,8 @@ def make_example(
         return cot_example(sample, model_size=model_size)
     if task == "grounding":
         return grounding_example(sample, model_size=model_size)
+    if task == "grounding_zoom":
+        raise ValueError("grounding_zoom examples are cut from the image by training.data.MixedTaskDataset")
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
 

@@ -34,6 +34,7 @@ from manipllm_ros.model.build import AdaptedVLM
 from manipllm_ros.model.config import ModelConfig
 from manipllm_ros.model.constrained import PoseGrammar
 from manipllm_ros.model.generation import DecodeSession
+from manipllm_ros.model.zoom import crop, zoom_window
 from manipllm_ros.prompts import PoseParseError
 
 GROUNDING_TOKENS = 32  # "The drawer front is at (123, 45)" is ~15 tokens
@@ -61,6 +62,7 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
     adapter_version: str = ""
     pose_pixel: tuple[float, float] | None = None  # the pose answer's pixel when `pixel` is the grounding answer's
+    coarse_pixel: tuple[float, float] | None = None  # the first grounding answer's pixel when `pixel` is the zoomed one
 
 
 def _sync(device: torch.device) -> None:
@@ -88,11 +90,11 @@ class PosePredictor:
     # ---- prediction --------------------------------------------------------------------------------------
     def predict(
         self, rgb: np.ndarray, instruction: str, chain_of_thought: bool = True, reuse_prefix: bool = True,
-        ground_contact: bool = False,
+        ground_contact: bool = False, zoom: float = 0.0,
     ) -> Prediction:
         """One image -> Prediction; raises PoseParseError if the model's answer does not parse."""
         res = self.predict_batch([rgb], [instruction], chain_of_thought=chain_of_thought, reuse_prefix=reuse_prefix,
-                                 ground_contact=ground_contact)  # fmt: skip
+                                 ground_contact=ground_contact, zoom=zoom)  # fmt: skip
         if isinstance(res[0], PoseParseError):
             raise res[0]
         return res[0]
@@ -105,11 +107,18 @@ class PosePredictor:
         chain_of_thought: bool = True,
         reuse_prefix: bool = True,
         ground_contact: bool = False,
+        zoom: float = 0.0,
     ) -> list[Prediction | PoseParseError]:
-        """Batched prediction; each entry is a Prediction or the PoseParseError for that image."""
+        """Batched prediction; each entry is a Prediction or the PoseParseError for that image.
+
+        `zoom` > 1 (with ground_contact) asks the grounding question a second time, on a crop 1/zoom the image's
+        size around the first answer, and takes the contact from that answer (model/zoom.py)."""
         if len(rgbs) != len(instructions) or not rgbs:
             raise ValueError(f"need as many images as instructions (got {len(rgbs)} and {len(instructions)})")
-        refused = self._untrained(chain_of_thought, ground_contact)
+        if zoom and (not np.isfinite(zoom) or zoom < 1.0 or not ground_contact):
+            raise ValueError(f"zoom must be 0 (off) or >= 1 with ground_contact, got {zoom} "
+                             f"(ground_contact={ground_contact})")
+        refused = self._untrained(chain_of_thought, ground_contact, zoom > 1.0)
         if refused:
             return [UntrainedQuestionError(refused) for _ in rgbs]
         pr, model, cfg = self.vlm.processor, self.vlm.model, self.vlm.cfg
@@ -183,9 +192,11 @@ class PosePredictor:
             )
         if ground_contact:
             self._ground(rgbs, instructions, out)
+        if zoom > 1.0:
+            self._refine(rgbs, instructions, out, zoom)
         return out
 
-    def _untrained(self, chain_of_thought: bool, ground_contact: bool) -> str:
+    def _untrained(self, chain_of_thought: bool, ground_contact: bool, zoomed: bool = False) -> str:
         """Why the checkpoint cannot answer what was asked, or "" (also when it does not say what it learned)."""
         tasks = self.vlm.trained_tasks
         if tasks is None:
@@ -197,6 +208,9 @@ class PosePredictor:
         if ground_contact and tasks.get("grounding", 0.0) <= 0:
             return (f"grounding turn: it learned {learned}, not the grounding question; take the contact from the "
                     "pose answer (contact: pose)")
+        if zoomed and tasks.get("grounding_zoom", 0.0) <= 0:
+            return (f"zoomed grounding: it learned {learned}, not grounding on zoomed-in crops (the grounding_zoom "
+                    "task); leave zoom off")
         return ""
 
     def _ground(self, rgbs: Sequence[np.ndarray], instructions: Sequence[str],
@@ -221,6 +235,31 @@ class PosePredictor:
             pred.pose_pixel, pred.pixel = pred.pixel, uv
             pred.turns.insert(0, (q, text))
             pred.timings["grounding"] = ms
+            pred.timings["total"] = pred.timings.get("total", 0.0) + ms
+
+    def _refine(self, rgbs: Sequence[np.ndarray], instructions: Sequence[str],
+                out: list[Prediction | PoseParseError], zoom: float) -> None:
+        """Ask the grounding question again on a crop around each grounding answer and move the contact to the
+        new answer (in place; `coarse_pixel` keeps the first). An answer that does not parse is an error, as for
+        the first grounding turn."""
+        idx = [i for i, o in enumerate(out) if isinstance(o, Prediction)]
+        if not idx:
+            return
+        t0 = time.perf_counter()
+        wins = [zoom_window(out[i].pixel, zoom, rgbs[i].shape[1], rgbs[i].shape[0]) for i in idx]
+        questions = [P.grounding_question(instructions[i]) for i in idx]
+        texts = self.ask([crop(rgbs[i], w) for i, w in zip(idx, wins)], questions, max_new_tokens=GROUNDING_TOKENS)
+        ms = (time.perf_counter() - t0) * 1e3
+        for i, win, q, text in zip(idx, wins, questions, texts):
+            try:
+                _, uv = P.parse_grounding(text, self.vlm.processor.frame(win.width, win.height))
+            except P.PromptParseError as exc:
+                out[i] = PoseParseError(f"zoomed grounding turn: {exc.reason}", text)
+                continue
+            pred = out[i]
+            pred.coarse_pixel, pred.pixel = pred.pixel, win.to_full(*uv)
+            pred.turns.insert(1, (f"[{zoom:g}x crop at ({win.x0}, {win.y0})] {q}", text))
+            pred.timings["grounding_zoom"] = ms
             pred.timings["total"] = pred.timings.get("total", 0.0) + ms
 
     @torch.no_grad()

@@ -28,12 +28,20 @@ class DataConfig(BaseModel):
     max_train_samples: int | None = Field(None, description="Cap on training samples (quick runs).")
     max_val_samples: int = Field(64, description="Validation samples per evaluation (greedy decoding is slow).")
     num_workers: int = Field(0, ge=0, description="DataLoader workers.")
+    zoom_range: tuple[float, float] = Field(
+        (1.5, 3.0), description="grounding_zoom task: the crop's zoom is drawn from this range (model/zoom.py).")
+    zoom_jitter: float = Field(
+        0.1, ge=0, le=0.4, description="grounding_zoom task: std of the crop centre's offset from the part centre, "
+        "as a fraction of the crop's size (the first grounding answer's error at inference).")
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
         bad = set(self.task_weights) - set(TASKS)
         if bad or sum(self.task_weights.values()) <= 0 or any(v < 0 for v in self.task_weights.values()):
             raise ValueError(f"task_weights must be non-negative weights over {TASKS} with a positive sum")
+        lo, hi = self.zoom_range
+        if not 1.0 <= lo <= hi:
+            raise ValueError(f"zoom_range must satisfy 1 <= low <= high, got {self.zoom_range}")
         return self
 
 
@@ -43,6 +51,9 @@ class TrainConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig, description="Base + adapters.")
     data: DataConfig = Field(default_factory=DataConfig, description="Dataset and task mix.")
     output_dir: str = Field("runs/tiny", description="Checkpoints, metrics.jsonl and final/ go here.")
+    init_from: str | None = Field(
+        None, description="Start from this checkpoint's weights and adapters (fresh optimizer and schedule) instead "
+        "of a new model; its model settings must match `model` (a fine-tune of a shipped model).")
     seed: int = Field(0, description="Seed for data order, task choice and init.")
     max_steps: int = Field(200, ge=1, description="Optimizer steps (after gradient accumulation).")
     batch_size: int = Field(4, ge=1, description="Examples per process per micro-batch.")

@@ -7,6 +7,7 @@ in original-image pixels (`width`/`height` of the sample) and the prompts module
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from torch.utils.data import Dataset
 
 from manipllm_ros import prompts as P
 from manipllm_ros.model.processor import Encoded, ManipProcessor, collate
+from manipllm_ros.model.zoom import crop, training_window
 from manipllm_ros.training.part_supervision import part_centre, part_fraction_grid, token_targets
 
 REQUIRED = ("rgb", "width", "height", "category", "instruction", "contact_uv", "up_cam", "forward_cam")
@@ -32,11 +34,28 @@ def _resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
 
 
-def prepare_samples(samples: Iterable[Mapping[str, Any]], model_size: tuple[int, int], limit: int | None = None) -> list[dict]:
+def _png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def full_image(sample: Mapping[str, Any]) -> np.ndarray:
+    """The sample's full-size image (kept by prepare_samples(keep_full=True) as PNG bytes)."""
+    data = sample.get("rgb_full_png")
+    if data is None:
+        raise DatasetError(f"sample {sample.get('sample_id')!r} kept no full-size image: prepare it with "
+                           "keep_full=True (the grounding_zoom task crops it)")
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def prepare_samples(samples: Iterable[Mapping[str, Any]], model_size: tuple[int, int], limit: int | None = None,
+                    keep_full: bool = False) -> list[dict]:
     """Keep what training needs, with the image already at model size; validates the required fields.
 
     The encoded PNGs and the full-size depth and segmentation are dropped (10^4 samples stay in memory); a
     segmentation becomes `part_grid`, the movable part's share of each image token (part supervision).
+    `keep_full` also keeps the full-size image as PNG bytes (`rgb_full_png`), for the grounding_zoom task.
     """
     out = []
     for s in samples:
@@ -44,7 +63,10 @@ def prepare_samples(samples: Iterable[Mapping[str, Any]], model_size: tuple[int,
         if missing:
             raise DatasetError(f"sample {s.get('sample_id', len(out))!r} lacks fields {missing}")
         d = {k: v for k, v in s.items() if k not in ("rgb", "depth", "segmentation") and not k.endswith("_png")}
-        d["rgb"] = _resize(np.asarray(s["rgb"], dtype=np.uint8), model_size)
+        rgb = np.asarray(s["rgb"], dtype=np.uint8)
+        if keep_full:
+            d["rgb_full_png"] = s.get("rgb_png") or _png(rgb)
+        d["rgb"] = _resize(rgb, model_size)
         seg = s.get("segmentation")
         if seg is not None:
             d["part_grid"] = part_fraction_grid(seg, model_size)
@@ -57,13 +79,14 @@ def prepare_samples(samples: Iterable[Mapping[str, Any]], model_size: tuple[int,
     return out
 
 
-def load_samples(path: str, split: str | None, model_size: tuple[int, int], limit: int | None = None) -> list[dict]:
+def load_samples(path: str, split: str | None, model_size: tuple[int, int], limit: int | None = None,
+                 keep_full: bool = False) -> list[dict]:
     """Read a split of the simulated dataset through its reader."""
     try:
         from manipllm_ros.sim.dataset import iter_samples
     except ImportError as e:  # the reader ships with the simulator package
         raise DatasetError(f"dataset reader manipllm_ros.sim.dataset is not available: {e}") from e
-    samples = prepare_samples(iter_samples(path, split=split), model_size, limit)
+    samples = prepare_samples(iter_samples(path, split=split), model_size, limit, keep_full=keep_full)
     if not samples:
         raise DatasetError(f"dataset {path!r} has no samples in split {split!r}")
     return samples
@@ -85,6 +108,8 @@ class MixedTaskDataset(Dataset):
         n_affordance: int = 20,
         mask_prob: float = 0.3,
         part_targets: bool = False,
+        zoom_range: tuple[float, float] = (1.5, 3.0),
+        zoom_jitter: float = 0.1,
     ) -> None:
         if not samples:
             raise DatasetError("no training samples")
@@ -97,6 +122,8 @@ class MixedTaskDataset(Dataset):
         self.n_affordance = n_affordance
         self.mask_prob = mask_prob
         self.part_targets = part_targets
+        self.zoom_range = zoom_range
+        self.zoom_jitter = zoom_jitter
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -105,22 +132,43 @@ class MixedTaskDataset(Dataset):
         return len(self.samples)
 
     def example(self, i: int) -> P.Example:
+        return self.example_and_image(i)[0]
+
+    def example_and_image(self, i: int) -> tuple[P.Example, np.ndarray]:
+        """The example drawn for sample i this epoch and the image it is about (a crop for grounding_zoom)."""
         s = self.samples[i]
         rng = random.Random(hash((self.seed, self.epoch, i)) & 0xFFFFFFFF)
         task = rng.choices(self.tasks, weights=self.weights)[0]
         size = (self.processor.image_width, self.processor.image_height)
+        if task == "grounding_zoom" and s.get("part_centre_uv") is not None:
+            return self._zoomed_grounding(s, rng, size)
         try:
+            if task == "grounding_zoom":
+                raise ValueError("no part mask")
             return P.make_example(s, task, rng, model_size=size, n_affordance=self.n_affordance,
-                                  mask_prob=self.mask_prob)  # fmt: skip
+                                  mask_prob=self.mask_prob), s["rgb"]  # fmt: skip
         except ValueError:
             if task == "pose":
                 raise
-            return P.make_example(s, "pose", rng, model_size=size)
+            return P.make_example(s, "pose", rng, model_size=size), s["rgb"]
+
+    def _zoomed_grounding(self, s: dict, rng: random.Random, size: tuple[int, int]) -> tuple[P.Example, np.ndarray]:
+        full = full_image(s)
+        h, w = full.shape[:2]
+        if (w, h) != (int(s["width"]), int(s["height"])):
+            raise DatasetError(f"sample {s.get('sample_id')!r}: full image is {w}x{h}, labels are for "
+                               f"{s['width']}x{s['height']}")
+        win = training_window(tuple(s["part_centre_uv"]), w, h, self.zoom_range, self.zoom_jitter, rng)
+        view = {**s, "width": win.width, "height": win.height, "part_centre_uv": list(win.to_crop(*s["part_centre_uv"]))}
+        ex = P.grounding_example(view, model_size=size)
+        return P.Example("grounding_zoom", ex.turns), crop(full, win)
 
     def __getitem__(self, i: int) -> Encoded:
-        enc = self.processor.encode_example(self.samples[i]["rgb"], self.example(i))
+        ex, rgb = self.example_and_image(i)
+        enc = self.processor.encode_example(rgb, ex)
         if self.part_targets:
-            enc.part_target = token_targets(self.samples[i].get("part_grid"), enc.image_grid_thw)
+            grid = self.samples[i].get("part_grid") if ex.task != "grounding_zoom" else None
+            enc.part_target = token_targets(grid, enc.image_grid_thw)
         return enc
 
 

@@ -49,6 +49,25 @@ def _log(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+_RUNTIME_FIELDS = ("device", "cpu_threads", "dtype")  # may differ between the checkpoint and the fine-tune
+
+
+def init_model(cfg: TrainConfig, model_cfg) -> AdaptedVLM:
+    """A new model from `model_cfg`, or `cfg.init_from`'s weights and adapters when set (a fine-tune); raises
+    when that checkpoint's model settings differ from `cfg.model` beyond where it runs."""
+    if not cfg.init_from:
+        return AdaptedVLM.build(model_cfg)
+    vlm = AdaptedVLM.load(cfg.init_from, device=model_cfg.device)
+    ours = cfg.model.model_dump(exclude=set(_RUNTIME_FIELDS))
+    theirs = vlm.cfg.model_dump(exclude=set(_RUNTIME_FIELDS))
+    diff = sorted(k for k in ours if ours[k] != theirs.get(k))
+    if diff:
+        raise ValueError(f"init_from {cfg.init_from}: its model settings differ from this config's in {diff}")
+    if model_cfg.cpu_threads and vlm.device.type == "cpu":
+        torch.set_num_threads(model_cfg.cpu_threads)
+    return vlm
+
+
 def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples: list[dict] | None = None) -> dict:
     """Train the adapters; returns the last validation metrics (plus 'step' and 'final_dir').
 
@@ -68,13 +87,15 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.yaml").write_text(cfg.to_yaml())
     model_cfg = cfg.model.model_copy(update={"device": str(acc.device)})
-    vlm = AdaptedVLM.build(model_cfg)
+    vlm = init_model(cfg, model_cfg)
     vlm.trained_tasks = dict(cfg.data.task_weights)  # saved with every checkpoint: what it may be asked
     size = (model_cfg.image_width, model_cfg.image_height)
+    keep_full = cfg.data.task_weights.get("grounding_zoom", 0.0) > 0  # zoomed crops are cut from the full image
     if train_samples is None:
         if not cfg.data.path:
             raise ValueError("no training data: set data.path (a dataset directory) or pass samples")
-        train_samples = load_samples(cfg.data.path, cfg.data.train_split, size, cfg.data.max_train_samples)
+        train_samples = load_samples(cfg.data.path, cfg.data.train_split, size, cfg.data.max_train_samples,
+                                     keep_full=keep_full)
     if val_samples is None and cfg.data.path:
         val_samples = load_samples(cfg.data.path, cfg.data.val_split, size, cfg.data.max_val_samples)
     val_samples = (val_samples or [])[: cfg.data.max_val_samples]
@@ -88,7 +109,8 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
             part = PartSupervision(vlm.model.model.visual, vlm.model.config.text_config.hidden_size).to(vlm.device)
     ds = MixedTaskDataset(train_samples, vlm.processor, cfg.data.task_weights, seed=cfg.seed,
                           n_affordance=cfg.data.n_affordance, mask_prob=cfg.data.mask_prob,
-                          part_targets=part is not None)  # fmt: skip
+                          part_targets=part is not None, zoom_range=cfg.data.zoom_range,
+                          zoom_jitter=cfg.data.zoom_jitter)  # fmt: skip
     dl = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, collate_fn=Collator(vlm.processor.pad_id),
                     num_workers=cfg.data.num_workers, generator=torch.Generator().manual_seed(cfg.seed))  # fmt: skip
     params = vlm.trainable_parameters() + (list(part.parameters()) if part is not None else [])
