@@ -68,6 +68,9 @@ def test_bad_matrix_files_and_rows_are_refused_with_the_row_named(tmp_path):
         load_matrix(f)
     with pytest.raises(MatrixError, match="row 'm': checkpoint .*nope does not exist"):
         check_rows([MatrixRow(name="m", proposer="model", checkpoint=str(tmp_path / "nope"))])
+    with pytest.raises(MatrixError, match="row 'z': zoom 2 refines the grounding answer"):
+        check_rows([MatrixRow(name="z", proposer="model", checkpoint="models/small-grounded", zoom=2)])
+
     with pytest.raises(MatrixError, match="is not a manipllm checkpoint"):
         check_rows([MatrixRow(name="m", proposer="model", checkpoint=str(tmp_path))])
     with pytest.raises(MatrixError, match="needs a checkpoint"):
@@ -138,3 +141,18 @@ def test_cli_one_row_over_seeds_without_a_matrix_file(tmp_path):
     assert [row["name"] for row in s["rows"]] == ["random-part"] and s["seeds"] == [3]
     assert s["rows"][0]["test_unseen/n"] == 1
     assert (out / "seed3" / "test_unseen" / "random-part" / "episodes.jsonl").is_file()
+
+
+def test_model_proposer_names_round_trip():
+    from manipllm_ros.evaluation.proposals import ModelProposerSpec, model_proposer_name, parse_model_proposer
+
+    for spec in (ModelProposerSpec(), ModelProposerSpec(False, "grounding", "depth", 60, 2.0),
+                 ModelProposerSpec(False, "agreement", "model", 0, 1.5), ModelProposerSpec(True, "pose", "depth")):
+        assert parse_model_proposer(model_proposer_name(spec)) == spec
+    assert model_proposer_name(ModelProposerSpec(False, "grounding", "depth", 60, 2.0)) == \
+        "model-direct-grounded-zoom2-snap60-depthup"
+    row = MatrixRow(name="z", proposer="model", checkpoint="c", mode="direct", contact="grounding", zoom=2.5)
+    assert row.eval_proposer == "model-direct-grounded-zoom2.5"
+    for bad in ("model-direct-zoom", "model-direct-grounded-snap60-zoom2", "model-x"):
+        with pytest.raises(ValueError, match="unknown proposer"):
+            parse_model_proposer(bad)

@@ -32,9 +32,10 @@ def _matrix(args: argparse.Namespace) -> int:
             categories = args.categories or mf.categories
         else:  # one row from the flags, over several seeds and/or both splits
             if args.proposer.startswith("model"):
-                cot, contact, up, snap = parse_model_proposer(args.proposer)
-                row = {"proposer": "model", "mode": "cot" if cot else "direct", "contact": contact, "up": up,
-                       "snap_px": snap, "checkpoint": args.checkpoint}
+                spec = parse_model_proposer(args.proposer)
+                row = {"proposer": "model", "mode": "cot" if spec.chain_of_thought else "direct",
+                       "contact": spec.contact, "up": spec.up_from, "snap_px": spec.snap_px, "zoom": spec.zoom,
+                       "checkpoint": args.checkpoint}
             else:
                 row = {"proposer": args.proposer}
             rows = [MatrixRow(name=args.proposer, pull=args.pull, **row)]
@@ -94,10 +95,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="success rates per category on the fast simulated arm")
     p.add_argument("--proposer", default="model-cot",
                    type=_proposer_name,
-                   help="random-object | random-part | model-{cot,direct}[-grounded|-agreed][-snapR][-depthup]: "
-                   "who picks the contact: the model (with/without chain of thought; '-grounded': the contact "
-                   "pixel from its grounding answer; '-agreed': of the pose and grounding pixels, the one whose "
-                   "depth surface faces the model's up; '-snapR': a pixel whose surface disagrees with the "
+                   help="random-object | random-part | model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR]"
+                   "[-depthup]: who picks the contact: the model (with/without chain of thought; '-grounded': the "
+                   "contact pixel from its grounding answer; '-agreed': of the pose and grounding pixels, the one "
+                   "whose depth surface faces the model's up; '-zoomZ': the grounding question asked again on a "
+                   "Z-times zoomed crop around the first answer; '-snapR': a pixel whose surface disagrees with the "
                    "model's up moves to the nearest agreeing one within R px; '-depthup': up = minus the surface "
                    "normal measured in depth) or a baseline")
     p.add_argument("--checkpoint", help="trained model directory (model proposers)")

@@ -18,6 +18,7 @@ random stream: the rows differ only in what the row says.
         contact: pose                        # pose | grounding | agreement (contact.py)
         up: model                            # model | depth (up = minus the surface normal measured in depth)
         snap_px: 0                           # 0 | R: snap to the nearest surface agreeing with the model's up
+        zoom: 0                              # 0 | Z: ask the grounding question again on a Z-times zoomed crop
     episodes: 20                             # optional defaults; command-line flags override them
     splits: [test_seen, test_unseen]
 
@@ -61,6 +62,9 @@ class MatrixRow(BaseModel):
         "depth image at the contact (the model's where the depth there is no clean plane).")
     snap_px: int = Field(0, ge=0, description="Model contact: 0, or snap a pixel whose depth surface disagrees with "
                          "the model's up to the nearest agreeing one within this radius (contact.py).")
+    zoom: float = Field(0.0, ge=0, description="Model contact: 0, or ask the grounding question again on a crop "
+                        "1/zoom the image's size around the first answer (>= 1; checkpoints trained with "
+                        "grounding_zoom; contact grounding or agreement).")
     pull: Literal["aia", "straight"] = "aia"
 
     @field_validator("name")
@@ -75,9 +79,10 @@ class MatrixRow(BaseModel):
         """The `EvalConfig.proposer` of this row."""
         if self.proposer != "model":
             return self.proposer
-        from manipllm_ros.evaluation.proposals import model_proposer_name
+        from manipllm_ros.evaluation.proposals import ModelProposerSpec, model_proposer_name
 
-        return model_proposer_name(self.mode == "cot", self.contact, self.up, self.snap_px)
+        return model_proposer_name(ModelProposerSpec(self.mode == "cot", self.contact, self.up, self.snap_px,
+                                                     self.zoom))
 
     @property
     def text(self) -> str:
@@ -118,6 +123,9 @@ def check_rows(rows: list[MatrixRow]) -> None:
             continue
         if not r.checkpoint:
             raise MatrixError(f"row {r.name!r}: proposer model needs a checkpoint")
+        if r.zoom and (r.zoom < 1 or r.contact == "pose"):
+            raise MatrixError(f"row {r.name!r}: zoom {r.zoom:g} refines the grounding answer: it needs zoom >= 1 and "
+                              "contact grounding or agreement")
         d = Path(r.checkpoint).expanduser()
         if not d.is_dir():
             raise MatrixError(f"row {r.name!r}: checkpoint {d} does not exist (relative paths are relative to "

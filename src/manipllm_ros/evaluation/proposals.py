@@ -76,20 +76,24 @@ class RandomPartPixel(_RandomPixelNormal):
 
 class ModelProposer(Proposer):
     """The trained MLLM, with or without chain of thought; `contact` and `up_from` say where the contact pixel
-    and the up direction come from, as in the pose service (`contact.resolve_contact`)."""
+    and the up direction come from, as in the pose service (`contact.resolve_contact`); `zoom` > 1 asks the
+    grounding question again on a crop around the first answer (`PosePredictor.predict`)."""
 
     def __init__(self, checkpoint: str, chain_of_thought: bool = True, device: str | None = "cpu",
-                 contact: str = "pose", up_from: str = "model", snap_px: int = 0) -> None:
-        from manipllm_ros.contact import check_sources
+                 contact: str = "pose", up_from: str = "model", snap_px: int = 0, zoom: float = 0.0) -> None:
+        from manipllm_ros.contact import check_sources, needs_grounding
         from manipllm_ros.model.policy import PosePredictor
 
         check_sources(contact, up_from)  # before the model loads
+        if zoom and not needs_grounding(contact):
+            raise ValueError(f"zoom refines the grounding answer: it needs contact grounding or agreement, not {contact!r}")
         self.predictor = PosePredictor.load(checkpoint, device=device)
         self.chain_of_thought = chain_of_thought
         self.contact = contact
         self.up_from = up_from
         self.snap_px = snap_px
-        self.name = model_proposer_name(chain_of_thought, contact, up_from, snap_px)
+        self.zoom = zoom
+        self.name = model_proposer_name(ModelProposerSpec(chain_of_thought, contact, up_from, snap_px, zoom))
 
     def propose(self, obs, instruction: str, rng: np.random.Generator) -> Proposal:
         from manipllm_ros.contact import needs_grounding, resolve_contact
@@ -97,35 +101,51 @@ class ModelProposer(Proposer):
 
         try:
             pred = self.predictor.predict(obs.rgb, instruction, chain_of_thought=self.chain_of_thought,
-                                          ground_contact=needs_grounding(self.contact))
+                                          ground_contact=needs_grounding(self.contact), zoom=self.zoom)
         except PoseParseError as exc:
             return Proposal(error=str(exc))
         c = resolve_contact(pred, obs.depth, obs.intrinsics.K, self.contact, self.up_from, snap_px=self.snap_px)
+        note = c.note
+        if pred.coarse_pixel is not None:
+            note = "; ".join(x for x in (f"zoomed from ({pred.coarse_pixel[0]:.0f}, {pred.coarse_pixel[1]:.0f})",
+                                         note) if x)
         return Proposal(int(round(c.u)), int(round(c.v)), c.up, c.forward,
                         category=pred.category or "", reasoning=pred.reasoning or "",
                         latency_ms=float(pred.timings.get("total", 0.0)), up_note=c.up_from,
-                        pixel_from=c.pixel_from, contact_note=c.note)
+                        pixel_from=c.pixel_from, contact_note=note)
+
+
+@dataclass(frozen=True)
+class ModelProposerSpec:
+    """What a model proposer name says: inference mode, contact and up sources, snap radius, zoom."""
+
+    chain_of_thought: bool = True
+    contact: str = "pose"
+    up_from: str = "model"
+    snap_px: int = 0
+    zoom: float = 0.0
 
 
 _CONTACT_SUFFIX = {"pose": "", "grounding": "-grounded", "agreement": "-agreed"}
-_NAME = re.compile(r"model-(cot|direct)(-grounded|-agreed)?(?:-snap(\d+))?(-depthup)?")
+_NAME = re.compile(r"model-(cot|direct)(-grounded|-agreed)?(?:-zoom(\d+(?:\.\d+)?))?(?:-snap(\d+))?(-depthup)?")
+NAME_GRAMMAR = "model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup]"
 
 
-def model_proposer_name(chain_of_thought: bool, contact: str = "pose", up_from: str = "model",
-                        snap_px: int = 0) -> str:
-    """model-{cot,direct}[-grounded|-agreed][-snapR][-depthup]: the proposer names of `manipllm eval`."""
-    return (("model-cot" if chain_of_thought else "model-direct") + _CONTACT_SUFFIX[contact]
-            + (f"-snap{snap_px}" if snap_px else "") + ("-depthup" if up_from == "depth" else ""))
+def model_proposer_name(spec: ModelProposerSpec) -> str:
+    """model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup]: the proposer names of `manipllm eval`."""
+    return (("model-cot" if spec.chain_of_thought else "model-direct") + _CONTACT_SUFFIX[spec.contact]
+            + (f"-zoom{spec.zoom:g}" if spec.zoom else "") + (f"-snap{spec.snap_px}" if spec.snap_px else "")
+            + ("-depthup" if spec.up_from == "depth" else ""))
 
 
-def parse_model_proposer(name: str) -> tuple[bool, str, str, int]:
-    """(chain_of_thought, contact, up_from, snap_px) of a model proposer name; ValueError for any other name."""
+def parse_model_proposer(name: str) -> ModelProposerSpec:
+    """The settings a model proposer name stands for; ValueError for any other name."""
     m = _NAME.fullmatch(name)
     if m is None:
-        raise ValueError(f"unknown proposer {name!r}: random-object | random-part | "
-                         "model-{cot,direct}[-grounded|-agreed][-snapR][-depthup]")
+        raise ValueError(f"unknown proposer {name!r}: random-object | random-part | {NAME_GRAMMAR}")
     contact = {"-grounded": "grounding", "-agreed": "agreement"}.get(m.group(2) or "", "pose")
-    return m.group(1) == "cot", contact, "depth" if m.group(4) else "model", int(m.group(3) or 0)
+    return ModelProposerSpec(m.group(1) == "cot", contact, "depth" if m.group(5) else "model", int(m.group(4) or 0),
+                             float(m.group(3) or 0.0))
 
 
 def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
@@ -133,7 +153,8 @@ def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
         return RandomObjectPixel()
     if name == "random-part":
         return RandomPartPixel()
-    cot, contact, up_from, snap_px = parse_model_proposer(name)
+    spec = parse_model_proposer(name)
     if not checkpoint:
         raise ValueError(f"proposer {name!r} needs --checkpoint (a trained model directory)")
-    return ModelProposer(checkpoint, chain_of_thought=cot, contact=contact, up_from=up_from, snap_px=snap_px)
+    return ModelProposer(checkpoint, chain_of_thought=spec.chain_of_thought, contact=spec.contact,
+                         up_from=spec.up_from, snap_px=spec.snap_px, zoom=spec.zoom)
