@@ -62,6 +62,11 @@ def test_pose_grounding_and_depth_up():
         resolve_contact(plain, depth, K, "agreement")
     with pytest.raises(ValueError, match="contact must be"):
         resolve_contact(p, depth, K, "sideways")
+    # a grounding answer asked again on a zoomed-in crop says where it came from; the pose contact does not
+    zoomed = _pred(pose_px=(150.0, 240.0), ground_px=(500.0, 300.0))
+    zoomed.coarse_pixel = (480.4, 310.0)
+    assert resolve_contact(zoomed, depth, K, "grounding").note == "zoomed from (480, 310)"
+    assert resolve_contact(zoomed, depth, K, "pose").note == ""
 
 
 def test_snap_moves_a_disagreeing_contact_to_the_nearest_agreeing_surface():

@@ -96,6 +96,9 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
 
         note = f"surface vs model up: grounding {fmt(a_g)}, pose {fmt(a_p)}"
     u, v = (float(x) for x in (pose_px if pixel_from == "pose" else pred.pixel))
+    coarse = getattr(pred, "coarse_pixel", None)  # set when the grounding answer was asked again, zoomed in
+    if coarse is not None and pixel_from == "grounding":
+        note = "; ".join(x for x in (f"zoomed from ({coarse[0]:.0f}, {coarse[1]:.0f})", note) if x)
     if snap_px > 0:
         snapped = snap_to_agreeing_surface(u, v, depth, K, pred.up, snap_px, snap_deg)
         if snapped is not None:

@@ -105,14 +105,10 @@ class ModelProposer(Proposer):
         except PoseParseError as exc:
             return Proposal(error=str(exc))
         c = resolve_contact(pred, obs.depth, obs.intrinsics.K, self.contact, self.up_from, snap_px=self.snap_px)
-        note = c.note
-        if pred.coarse_pixel is not None:
-            note = "; ".join(x for x in (f"zoomed from ({pred.coarse_pixel[0]:.0f}, {pred.coarse_pixel[1]:.0f})",
-                                         note) if x)
         return Proposal(int(round(c.u)), int(round(c.v)), c.up, c.forward,
                         category=pred.category or "", reasoning=pred.reasoning or "",
                         latency_ms=float(pred.timings.get("total", 0.0)), up_note=c.up_from,
-                        pixel_from=c.pixel_from, contact_note=note)
+                        pixel_from=c.pixel_from, contact_note=c.note)
 
 
 @dataclass(frozen=True)
