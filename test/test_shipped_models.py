@@ -44,3 +44,19 @@ def test_small_grounded_finds_the_part_on_unseen_instances(one_torch_thread):
     assert on_object == len(cats)
     # A pixel drawn on the object lands on the part about half the time (eval_grounded.md: 0.52).
     assert on_part >= 9, f"grounding contact on the part in {on_part}/{len(cats)} images"
+
+
+def test_zoomed_grounding_on_the_shipped_model_is_a_counted_failure_not_a_crash(one_torch_thread):
+    """models/small-grounded never learned grounding_zoom (benchmarks/eval_zoom.md): an eval row that asks for it
+    gets a failed proposal naming why, so the episode counts as a failure."""
+    import pytest
+
+    obj, arm = build_arm(EpisodeSpec("microwave", 5, 0))
+    with arm:
+        obs = arm.world.observe()
+    zoomed = make_proposer("model-direct-grounded-zoom2-snap60-depthup", str(SMALL))
+    assert zoomed.name == "model-direct-grounded-zoom2-snap60-depthup"
+    prop = zoomed.propose(obs, obj.meta.instruction, np.random.default_rng(0))
+    assert not prop.ok and "zoomed grounding" in prop.error and "grounding_zoom" in prop.error
+    with pytest.raises(ValueError, match="needs contact grounding"):
+        make_proposer("model-direct-zoom2", str(SMALL))
