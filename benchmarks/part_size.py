@@ -23,8 +23,11 @@ import numpy as np
 
 from manipllm_ros.evaluation.paired import pooled_episodes, sign_test
 
-BINS: tuple[tuple[float, float], ...] = ((0.0, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, float("inf")),
-                                         (0.0, 2.0), (2.0, float("inf")))  # the last two: totals either side of 2
+INF = float("inf")
+BINS: tuple[tuple[str, float, float], ...] = (  # label, low, high (tokens); the plot shows the first five
+    ("0-0.5", 0.0, 0.5), ("0.5-1", 0.5, 1.0), ("1-2", 1.0, 2.0), ("2-4", 2.0, 4.0), ("≥ 4", 4.0, INF),
+    ("all < 2", 0.0, 2.0), ("all ≥ 2", 2.0, INF))
+PLOTTED = 5
 MERGED_TOKEN_MODEL_PX = 28  # 14 px patches, 2x2 merge (Qwen2.5-VL)
 
 
@@ -61,12 +64,6 @@ def part_sizes(root: Path, keys: list[str], workers: int) -> dict[str, tuple[int
     return {k: tuple(cache[k]) for k in keys}
 
 
-def bin_label(i: int) -> str:
-    lo, hi = BINS[i]
-    text = f"≥ {lo:g}" if hi == float("inf") else f"{lo:g}-{hi:g}"
-    return f"all {'< 2' if hi == 2.0 else '≥ 2'}" if i >= 5 else text
-
-
 def analyse(root: Path, rows: list[str], model_wh: tuple[int, int], workers: int) -> dict:
     summary = json.loads((root / "summary.json").read_text())
     seeds, splits = summary["seeds"], summary["splits"]
@@ -77,14 +74,13 @@ def analyse(root: Path, rows: list[str], model_wh: tuple[int, int], workers: int
         keys = sorted(set.intersection(*(set(e) for e in eps.values())))
         sizes = part_sizes(root, sorted({k.split(":", 1)[1] for k in keys}), workers)
         per_bin = []
-        for i in range(len(BINS)):
+        for label, lo, hi in BINS:
             ks = []
-            lo, hi = BINS[i]
             for k in keys:
                 n, w, h = sizes[k.split(":", 1)[1]]
                 if lo <= n / token_area_px((w, h), model_wh) < hi:
                     ks.append(k)
-            entry = {"bin": bin_label(i), "n": len(ks), "categories": {}}
+            entry = {"bin": label, "n": len(ks), "categories": {}}
             for k in ks:
                 c = eps[rows[0]][k]["category"]
                 entry["categories"][c] = entry["categories"].get(c, 0) + 1
@@ -132,7 +128,7 @@ def plot(res: dict, path: Path) -> None:
     splits = list(res["splits"])
     fig, axs = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 3.8), squeeze=False)
     for ax, split in zip(axs[0], splits):
-        bins = [b for b in res["splits"][split][:5] if b["n"]]
+        bins = [b for b in res["splits"][split][:PLOTTED] if b["n"]]
         x = np.arange(len(bins))
         width = 0.8 / len(res["rows"])
         for j, r in enumerate(res["rows"]):

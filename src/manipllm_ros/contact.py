@@ -64,11 +64,15 @@ def snap_to_agreeing_surface(u: float, v: float, depth: np.ndarray, K, up, radiu
     return None
 
 
-def check_sources(contact: str, up: str) -> None:
-    """ValueError unless `contact` and `up` name sources resolve_contact knows."""
+def check_sources(contact: str, up: str, zoom: float = 0.0) -> None:
+    """ValueError unless `contact` and `up` name sources resolve_contact knows, and a zoom (the grounding answer
+    asked again on a crop, model/zoom.py) is 0 or >= 1 with a contact that uses the grounding answer."""
     if contact not in CONTACT_SOURCES or up not in UP_SOURCES:
         raise ValueError(f"contact must be one of {CONTACT_SOURCES} and up one of {UP_SOURCES}, got {contact!r}, "
                          f"{up!r}")
+    if zoom and (zoom < 1.0 or not needs_grounding(contact)):
+        raise ValueError(f"zoom {zoom:g} refines the grounding answer: it needs contact grounding or agreement "
+                         f"(and zoom >= 1), not contact {contact!r}")
 
 
 def needs_grounding(contact: str) -> bool:

@@ -39,6 +39,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from manipllm_ros.contact import check_sources
+
 SPLITS = ("test_seen", "test_unseen")
 
 
@@ -123,9 +125,10 @@ def check_rows(rows: list[MatrixRow]) -> None:
             continue
         if not r.checkpoint:
             raise MatrixError(f"row {r.name!r}: proposer model needs a checkpoint")
-        if r.zoom and (r.zoom < 1 or r.contact == "pose"):
-            raise MatrixError(f"row {r.name!r}: zoom {r.zoom:g} refines the grounding answer: it needs zoom >= 1 and "
-                              "contact grounding or agreement")
+        try:
+            check_sources(r.contact, r.up, r.zoom)
+        except ValueError as exc:
+            raise MatrixError(f"row {r.name!r}: {exc}") from None
         d = Path(r.checkpoint).expanduser()
         if not d.is_dir():
             raise MatrixError(f"row {r.name!r}: checkpoint {d} does not exist (relative paths are relative to "

@@ -81,12 +81,10 @@ class ModelProposer(Proposer):
 
     def __init__(self, checkpoint: str, chain_of_thought: bool = True, device: str | None = "cpu",
                  contact: str = "pose", up_from: str = "model", snap_px: int = 0, zoom: float = 0.0) -> None:
-        from manipllm_ros.contact import check_sources, needs_grounding
+        from manipllm_ros.contact import check_sources
         from manipllm_ros.model.policy import PosePredictor
 
-        check_sources(contact, up_from)  # before the model loads
-        if zoom and not needs_grounding(contact):
-            raise ValueError(f"zoom refines the grounding answer: it needs contact grounding or agreement, not {contact!r}")
+        check_sources(contact, up_from, zoom)  # before the model loads
         self.predictor = PosePredictor.load(checkpoint, device=device)
         self.chain_of_thought = chain_of_thought
         self.contact = contact

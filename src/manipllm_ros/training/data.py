@@ -140,11 +140,11 @@ class MixedTaskDataset(Dataset):
         rng = random.Random(hash((self.seed, self.epoch, i)) & 0xFFFFFFFF)
         task = rng.choices(self.tasks, weights=self.weights)[0]
         size = (self.processor.image_width, self.processor.image_height)
-        if task == "grounding_zoom" and s.get("part_centre_uv") is not None:
-            return self._zoomed_grounding(s, rng, size)
+        if task == "grounding_zoom":
+            if s.get("part_centre_uv") is not None:
+                return self._zoomed_grounding(s, rng, size)
+            task = "pose"  # no part mask to crop around
         try:
-            if task == "grounding_zoom":
-                raise ValueError("no part mask")
             return P.make_example(s, task, rng, model_size=size, n_affordance=self.n_affordance,
                                   mask_prob=self.mask_prob), s["rgb"]  # fmt: skip
         except ValueError:
