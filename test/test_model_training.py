@@ -148,7 +148,7 @@ def test_evaluate_maps_pixels_of_resized_samples_back_to_original():
     samples = prepare_samples(synthetic_samples(3), (112, 84))
     pred = PosePredictor.from_config(ModelConfig(device="cpu", max_new_tokens_pose=2))
 
-    def oracle(rgbs, instructions, chain_of_thought=True, reuse_prefix=True):
+    def oracle(rgbs, instructions, chain_of_thought=True, reuse_prefix=True, viewed=False):
         out = []
         for s in samples[: len(rgbs)]:
             f = ImageFrame(640, 480, 112, 84)

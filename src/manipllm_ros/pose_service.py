@@ -57,7 +57,7 @@ class Predictor(Protocol):
     """What the service needs from the model (manipllm_ros.model.policy.PosePredictor)."""
 
     def predict(self, rgb: np.ndarray, instruction: str, chain_of_thought: bool = True,
-                ground_contact: bool = False): ...
+                ground_contact: bool = False, depth: np.ndarray | None = None, K: np.ndarray | None = None): ...
 
 
 @dataclass
@@ -149,7 +149,8 @@ class PoseService:
         try:
             version = self.adapter_version
             pred = self.predictor.predict(frame.rgb, instruction.strip(), chain_of_thought=chain_of_thought,
-                                          ground_contact=needs_grounding(self.cfg.contact))
+                                          ground_contact=needs_grounding(self.cfg.contact), depth=frame.depth,
+                                          K=frame.K)
         except Exception as exc:  # PoseParseError and any model failure are answers, not crashes
             lat["model_ms"] = (time.perf_counter() - t_model) * 1e3
             return self._fail(str(exc) or type(exc).__name__, t0, lat)

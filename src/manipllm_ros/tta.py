@@ -89,7 +89,8 @@ class TestTimeAdapter:
                 return TTAResult(True, adapter_version=self.service.adapter_version, error="tta is disabled")
             self._done.add(prediction_id)
         with self.service.model_lock():
-            loss = self.predictor.tta_step(item.frame.rgb, item.instruction, item.pixel, bool(success))
+            loss = self.predictor.tta_step(item.frame.rgb, item.instruction, item.pixel, bool(success),
+                                           depth=item.frame.depth, K=item.frame.K)
             self.service.adapter_version += 1
             self._persist()
             version = self.service.adapter_version

@@ -99,7 +99,8 @@ class ModelProposer(Proposer):
 
         try:
             pred = self.predictor.predict(obs.rgb, instruction, chain_of_thought=self.chain_of_thought,
-                                          ground_contact=needs_grounding(self.contact), zoom=self.zoom)
+                                          ground_contact=needs_grounding(self.contact), zoom=self.zoom,
+                                          depth=obs.depth, K=obs.intrinsics.K)
         except PoseParseError as exc:
             return Proposal(error=str(exc))
         c = resolve_contact(pred, obs.depth, obs.intrinsics.K, self.contact, self.up_from, snap_px=self.snap_px)

@@ -37,6 +37,7 @@ ADAPTER_FILE = "adapters.safetensors"
 ADAPTER_META = "adapters.json"
 CONFIG_FILE = "manipllm_model.json"
 TRAINED_TASKS_KEY = "trained_tasks"  # in CONFIG_FILE: data.task_weights of the run that wrote it
+OBJECT_VIEW_KEY = "object_view"  # in CONFIG_FILE: data.object_view of the run that wrote it (object_view.py)
 BASE_DIR = "base"
 GROUPS = ("v_adapter", "l_adapter", "projector", "extra")
 TRAIN_GROUPS = ("v_adapter", "l_adapter", "projector", "extra")
@@ -184,6 +185,9 @@ class AdaptedVLM:
         # Task weights it was fine-tuned with (TRAINED_TASKS_KEY), so a question it never learned is refused up
         # front; None = unknown (a fresh model, or a checkpoint that does not say).
         self.trained_tasks: dict[str, float] | None = None
+        # The object window it was trained to look at (object_view.py), so inference cuts the same; None = the
+        # whole camera image.
+        self.object_view: dict | None = None
         self.vision_position = add_vision_position(model, cfg.vision_abs_pos)
         with warnings.catch_warnings():  # peft probes a deprecated transformers attribute
             warnings.simplefilter("ignore", FutureWarning)
@@ -240,6 +244,7 @@ class AdaptedVLM:
         model.eval()
         vlm = cls(cfg, model, proc, src)
         vlm.trained_tasks = meta.get(TRAINED_TASKS_KEY) or _tasks_from_train_config(d / "train_config.yaml")
+        vlm.object_view = meta.get(OBJECT_VIEW_KEY)
         vlm.load_adapters(d)
         vlm.mark_saved()
         return vlm
@@ -260,6 +265,8 @@ class AdaptedVLM:
         meta = {"model": self.cfg.model_dump()}
         if self.trained_tasks is not None:
             meta[TRAINED_TASKS_KEY] = dict(self.trained_tasks)
+        if self.object_view is not None:
+            meta[OBJECT_VIEW_KEY] = dict(self.object_view)
         (d / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
         self.save_adapters(d)
 

@@ -64,15 +64,26 @@ def _predict(args: argparse.Namespace) -> int:
 
     pred = PosePredictor.load(args.checkpoint, device=args.device)
     rgb = np.asarray(Image.open(args.image).convert("RGB"))
+    depth = K = None
+    if args.depth:
+        depth = (np.load(args.depth) if str(args.depth).endswith(".npy")
+                 else np.asarray(Image.open(args.depth), dtype=np.float32) / 1000.0)  # 16-bit PNG in mm
+    if args.intrinsics:
+        fx, fy, cx, cy = args.intrinsics
+        K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
     try:
-        r = pred.predict(rgb, args.instruction, chain_of_thought=not args.direct)
+        r = pred.predict(rgb, args.instruction, chain_of_thought=not args.direct, depth=depth, K=K)
     except PoseParseError as e:
         print(str(e), file=sys.stderr)
         return 1
+    except ValueError as e:  # e.g. an object-view checkpoint given no depth
+        print(f"manipllm predict: {e} (--depth, --intrinsics)", file=sys.stderr)
+        return 2
     print(json.dumps({
         "category": r.category, "reasoning": r.reasoning, "answer": r.answer, "pixel_uv": list(r.pixel),
         "up_cam": r.up.tolist(), "forward_cam": r.forward.tolist(), "timings_ms": r.timings,
         "adapter_version": r.adapter_version,
+        "object_window": None if r.view is None else [r.view.x0, r.view.y0, r.view.width, r.view.height],
     }, indent=2))  # fmt: skip
     return 0
 
@@ -103,6 +114,10 @@ def register(subparsers) -> None:
     p.add_argument("--image", required=True, help="RGB image file (PNG/JPEG)")
     p.add_argument("--instruction", required=True, help='e.g. "open the door of the microwave"')
     p.add_argument("--direct", action="store_true", help="pose prompt only (no chain of thought)")
+    p.add_argument("--depth", help="aligned depth: .npy in metres or 16-bit PNG in millimetres (checkpoints that "
+                   "look at the object's window, object_view, need it)")
+    p.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
+                   help="colour camera intrinsics, with --depth")
     p.add_argument("--device", help="cpu | cuda (default: the checkpoint's)")
     p.set_defaults(func=_predict)
 

@@ -17,6 +17,8 @@ each category's mean pixel (benchmarks/model_part_supervision.md). Only for chec
 A checkpoint says what it was trained on (`trained_tasks` in manipllm_model.json, written by the trainer; older
 ones: a train_config.yaml beside them). A turn it never learned, chain of thought or grounding, is refused with
 `UntrainedQuestionError` (a PoseParseError) before decoding, because its answer would be noise that can parse.
+A checkpoint trained on object windows (`object_view` in manipllm_model.json) is shown the object's window found in
+the depth (object_view.py), so it needs `depth` and `K`; every pixel it returns is mapped back to the full image.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from manipllm_ros.model.build import AdaptedVLM
 from manipllm_ros.model.config import ModelConfig
 from manipllm_ros.model.constrained import PoseGrammar
 from manipllm_ros.model.generation import DecodeSession
-from manipllm_ros.model.zoom import crop, zoom_window
+from manipllm_ros.model.zoom import Window, crop, zoom_window
+from manipllm_ros.object_view import ObjectViewConfig, ObjectViewError, object_window
 from manipllm_ros.prompts import PoseParseError
 
 GROUNDING_TOKENS = 32  # "The drawer front is at (123, 45)" is ~15 tokens
@@ -45,6 +48,13 @@ class UntrainedQuestionError(PoseParseError):
     be noise that can still parse (a direct-only model asked for a chain of thought gave poses 226 px off)."""
 
     prefix = "the checkpoint was not trained for this: "
+
+
+class NoObjectError(PoseParseError):
+    """A checkpoint that looks at the object's window found no object in the depth (object_view.py): nothing to
+    ask it about, so no pose rather than one guessed from a view it never learned."""
+
+    prefix = "no object in view: "
 
 
 @dataclass
@@ -63,6 +73,7 @@ class Prediction:
     adapter_version: str = ""
     pose_pixel: tuple[float, float] | None = None  # the pose answer's pixel when `pixel` is the grounding answer's
     coarse_pixel: tuple[float, float] | None = None  # the first grounding answer's pixel when `pixel` is the zoomed one
+    view: Window | None = None  # the object window the model looked at (object_view.py); pixels are full-image
 
 
 def _sync(device: torch.device) -> None:
@@ -90,14 +101,69 @@ class PosePredictor:
     # ---- prediction --------------------------------------------------------------------------------------
     def predict(
         self, rgb: np.ndarray, instruction: str, chain_of_thought: bool = True, reuse_prefix: bool = True,
-        ground_contact: bool = False, zoom: float = 0.0,
+        ground_contact: bool = False, zoom: float = 0.0, depth: np.ndarray | None = None, K=None,
     ) -> Prediction:
         """One image -> Prediction; raises PoseParseError if the model's answer does not parse."""
         res = self.predict_batch([rgb], [instruction], chain_of_thought=chain_of_thought, reuse_prefix=reuse_prefix,
-                                 ground_contact=ground_contact, zoom=zoom)  # fmt: skip
+                                 ground_contact=ground_contact, zoom=zoom,
+                                 depths=None if depth is None else [depth], Ks=None if K is None else [K])
         if isinstance(res[0], PoseParseError):
             raise res[0]
         return res[0]
+
+    @property
+    def object_view(self) -> ObjectViewConfig | None:
+        """The object window this checkpoint was trained to look at; None: the whole camera image."""
+        ov = self.vlm.object_view
+        return None if ov is None else ObjectViewConfig.model_validate(ov)
+
+    def view_window(self, rgb: np.ndarray, depth: np.ndarray | None, K) -> Window | None:
+        """The window of `rgb` the model looks at: None (the whole image) for a checkpoint trained on whole images;
+        else the object's window found in `depth` (ValueError without depth; ObjectViewError with no object)."""
+        cfg = self.object_view
+        if cfg is None:
+            return None
+        if depth is None or K is None:
+            raise ValueError("this checkpoint looks at the object's window found in the depth (object_view in its "
+                             "manipllm_model.json): pass the aligned depth and the intrinsics K")
+        depth = np.asarray(depth)
+        if depth.shape != np.asarray(rgb).shape[:2]:
+            raise ValueError(f"depth {depth.shape} and image {np.asarray(rgb).shape[:2]} differ in size: depth must "
+                             "be aligned to colour")
+        return object_window(depth, K, cfg)
+
+    def _views(self, rgbs: Sequence[np.ndarray], depths, Ks) -> list[Window | None | NoObjectError]:
+        if self.vlm.object_view is None:
+            return [None] * len(rgbs)
+        if depths is None or Ks is None or len(depths) != len(rgbs) or len(Ks) != len(rgbs):
+            raise ValueError("this checkpoint looks at the object's window found in the depth (object_view in its "
+                             "manipllm_model.json): pass one aligned depth and one K per image")
+        out: list[Window | None | NoObjectError] = []
+        for rgb, depth, K in zip(rgbs, depths, Ks):
+            try:
+                out.append(self.view_window(rgb, depth, K))
+            except ObjectViewError as exc:
+                out.append(NoObjectError(str(exc), ""))
+        return out
+
+    def _predict_viewed(self, rgbs, instructions, depths, Ks, **kw) -> list[Prediction | PoseParseError]:
+        """predict_batch on each image's object window, pixels mapped back to the full image."""
+        views = self._views(rgbs, depths, Ks)
+        idx = [i for i, w in enumerate(views) if not isinstance(w, NoObjectError)]
+        out: list[Prediction | PoseParseError] = list(views)  # the NoObjectErrors stay
+        if idx:
+            res = self._predict_batch([crop(rgbs[i], views[i]) for i in idx], [instructions[i] for i in idx], **kw)
+            for i, r in zip(idx, res):
+                win = views[i]
+                if isinstance(r, Prediction):
+                    r.view = win
+                    r.pixel = win.to_full(*r.pixel)
+                    if r.pose_pixel is not None:
+                        r.pose_pixel = win.to_full(*r.pose_pixel)
+                    if r.coarse_pixel is not None:
+                        r.coarse_pixel = win.to_full(*r.coarse_pixel)
+                out[i] = r
+        return out
 
     @torch.no_grad()
     def predict_batch(
@@ -108,13 +174,26 @@ class PosePredictor:
         reuse_prefix: bool = True,
         ground_contact: bool = False,
         zoom: float = 0.0,
+        depths: Sequence[np.ndarray] | None = None,
+        Ks: Sequence | None = None,
+        viewed: bool = False,
     ) -> list[Prediction | PoseParseError]:
         """Batched prediction; each entry is a Prediction or the PoseParseError for that image.
 
         `zoom` > 1 (with ground_contact) asks the grounding question a second time, on a crop 1/zoom the image's
-        size around the first answer, and takes the contact from that answer (model/zoom.py)."""
+        size around the first answer, and takes the contact from that answer (model/zoom.py). `depths`/`Ks` are
+        needed (and only used) by a checkpoint trained on object windows: NoObjectError where no object is found.
+        `viewed`: the images already are what the model looks at (validation on prepared training samples)."""
         if len(rgbs) != len(instructions) or not rgbs:
             raise ValueError(f"need as many images as instructions (got {len(rgbs)} and {len(instructions)})")
+        kw = dict(chain_of_thought=chain_of_thought, reuse_prefix=reuse_prefix, ground_contact=ground_contact,
+                  zoom=zoom)
+        if self.vlm.object_view is not None and not viewed:
+            return self._predict_viewed(rgbs, instructions, depths, Ks, **kw)
+        return self._predict_batch(rgbs, instructions, **kw)
+
+    def _predict_batch(self, rgbs: Sequence[np.ndarray], instructions: Sequence[str], chain_of_thought: bool,
+                       reuse_prefix: bool, ground_contact: bool, zoom: float) -> list[Prediction | PoseParseError]:
         if zoom and (not np.isfinite(zoom) or zoom < 1.0 or not ground_contact):
             raise ValueError(f"zoom must be 0 (off) or >= 1 with ground_contact, got {zoom} "
                              f"(ground_contact={ground_contact})")
@@ -297,8 +376,18 @@ class PosePredictor:
         loss, _ = self.vlm.loss(batch)
         return loss
 
-    def tta_step(self, rgb: np.ndarray, instruction: str, pixel: tuple[float, float], success: bool) -> float:
-        """One AdamW step on the V-Adapter only (everything else frozen for the step); returns the loss."""
+    def tta_step(self, rgb: np.ndarray, instruction: str, pixel: tuple[float, float], success: bool,
+                 depth: np.ndarray | None = None, K=None) -> float:
+        """One AdamW step on the V-Adapter only (everything else frozen for the step); returns the loss.
+
+        A checkpoint trained on object windows is asked about the window it predicted from (found again in
+        `depth`: the same function of the same frame), with `pixel` (full-image) moved into it."""
+        win = self.view_window(rgb, depth, K)
+        if win is not None:
+            if not win.contains(*pixel):
+                raise ValueError(f"pixel {tuple(pixel)} is outside the object window {win}: not an attempt this "
+                                 "model proposed on this frame")
+            rgb, pixel = crop(rgb, win), win.to_crop(*pixel)
         v_params = [p for _, p in self.vlm.named_group_params("v_adapter")]
         prev = {id(p): p.requires_grad for p in self.vlm.peft.parameters()}
         self.vlm.set_trainable(("v_adapter",))

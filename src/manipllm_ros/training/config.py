@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from manipllm_ros.model.config import ModelConfig
+from manipllm_ros.object_view import ObjectViewConfig
 from manipllm_ros.prompts import TASKS
 
 
@@ -33,6 +34,10 @@ class DataConfig(BaseModel):
     zoom_jitter: float = Field(
         0.1, ge=0, le=0.4, description="grounding_zoom task: std of the crop centre's offset from the part centre, "
         "as a fraction of the crop's size (the first grounding answer's error at inference).")
+
+    object_view: ObjectViewConfig | None = Field(
+        None, description="Train on each image cut to its object's window, found in the depth (object_view.py); "
+        "saved with the checkpoint, so inference cuts the same window. None: the whole camera image.")
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:

@@ -18,7 +18,8 @@ from torch.utils.data import Dataset
 
 from manipllm_ros import prompts as P
 from manipllm_ros.model.processor import Encoded, ManipProcessor, collate
-from manipllm_ros.model.zoom import crop, training_window
+from manipllm_ros.model.zoom import Window, crop, training_window
+from manipllm_ros.object_view import ObjectViewConfig, ObjectViewError, object_window
 from manipllm_ros.training.part_supervision import part_centre, part_fraction_grid, token_targets
 
 REQUIRED = ("rgb", "width", "height", "category", "instruction", "contact_uv", "up_cam", "forward_cam")
@@ -49,15 +50,63 @@ def full_image(sample: Mapping[str, Any]) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+def intrinsics(sample: Mapping[str, Any]) -> np.ndarray:
+    return np.array([[sample["fx"], 0.0, sample["cx"]], [0.0, sample["fy"], sample["cy"]], [0.0, 0.0, 1.0]])
+
+
+def view_sample(s: Mapping[str, Any], win: Window) -> dict:
+    """The sample as seen through `win`: image, depth and mask cropped, every pixel label moved into the crop
+    (affordance points outside it dropped), the principal point shifted; `view_window` records where."""
+    d = dict(s)
+    for k in ("rgb", "depth", "segmentation"):
+        if s.get(k) is not None:
+            d[k] = crop(s[k], win)
+    for k in [k for k in d if k.endswith("_png")]:
+        del d[k]  # the encoded full-size images no longer match
+    d["width"], d["height"] = win.width, win.height
+    d["cx"], d["cy"] = float(s["cx"]) - win.x0, float(s["cy"]) - win.y0
+    d["contact_uv"] = list(win.to_crop(*s["contact_uv"]))
+    for k in ("aff_pos_uv", "aff_neg_uv"):
+        if s.get(k) is not None:
+            d[k] = [list(win.to_crop(*p)) for p in s[k] if win.contains(*p)]
+    d["view_window"] = [win.x0, win.y0, win.width, win.height]
+    return d
+
+
+def object_viewed(samples: Iterable[Mapping[str, Any]], cfg: ObjectViewConfig,
+                  skipped: list[str] | None = None) -> Iterable[dict]:
+    """Each sample cut to its object's window (object_view.py), found in its depth as at inference. A sample
+    whose depth shows no object, or whose contact lies outside the window, is skipped (named in `skipped`):
+    the model never sees it at inference either (there the request fails)."""
+    for s in samples:
+        sid = str(s.get("sample_id", "?"))
+        if s.get("depth") is None or "fx" not in s:
+            raise DatasetError(f"sample {sid!r} has no depth or intrinsics: object_view needs both")
+        try:
+            win = object_window(s["depth"], intrinsics(s), cfg)
+        except ObjectViewError as exc:
+            if skipped is not None:
+                skipped.append(f"{sid}: {exc}")
+            continue
+        if not win.contains(*s["contact_uv"]):
+            if skipped is not None:
+                skipped.append(f"{sid}: contact {tuple(s['contact_uv'])} outside the object window {win}")
+            continue
+        yield view_sample(s, win)
+
+
 def prepare_samples(samples: Iterable[Mapping[str, Any]], model_size: tuple[int, int], limit: int | None = None,
-                    keep_full: bool = False) -> list[dict]:
+                    keep_full: bool = False, object_view: ObjectViewConfig | None = None) -> list[dict]:
     """Keep what training needs, with the image already at model size; validates the required fields.
 
     The encoded PNGs and the full-size depth and segmentation are dropped (10^4 samples stay in memory); a
     segmentation becomes `part_grid`, the movable part's share of each image token (part supervision).
     `keep_full` also keeps the full-size image as PNG bytes (`rgb_full_png`), for the grounding_zoom task.
+    `object_view` first cuts every sample to its object's window (object_viewed).
     """
     out = []
+    if object_view is not None:
+        samples = object_viewed(samples, object_view)
     for s in samples:
         missing = [k for k in REQUIRED if k not in s]
         if missing:
@@ -80,13 +129,14 @@ def prepare_samples(samples: Iterable[Mapping[str, Any]], model_size: tuple[int,
 
 
 def load_samples(path: str, split: str | None, model_size: tuple[int, int], limit: int | None = None,
-                 keep_full: bool = False) -> list[dict]:
+                 keep_full: bool = False, object_view: ObjectViewConfig | None = None) -> list[dict]:
     """Read a split of the simulated dataset through its reader."""
     try:
         from manipllm_ros.sim.dataset import iter_samples
     except ImportError as e:  # the reader ships with the simulator package
         raise DatasetError(f"dataset reader manipllm_ros.sim.dataset is not available: {e}") from e
-    samples = prepare_samples(iter_samples(path, split=split), model_size, limit, keep_full=keep_full)
+    samples = prepare_samples(iter_samples(path, split=split), model_size, limit, keep_full=keep_full,
+                              object_view=object_view)
     if not samples:
         raise DatasetError(f"dataset {path!r} has no samples in split {split!r}")
     return samples

@@ -29,12 +29,13 @@ def evaluate(
     chunks = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     for chunk in tqdm(chunks, desc="validate", disable=not progress, leave=False):
         res = predictor.predict_batch([s["rgb"] for s in chunk], [s["instruction"] for s in chunk],
-                                      chain_of_thought=chain_of_thought)  # fmt: skip
+                                      chain_of_thought=chain_of_thought, viewed=True)  # fmt: skip
         for s, r in zip(chunk, res):
             if not isinstance(r, Prediction):
                 continue
             n_ok += 1
-            # training samples hold the image already resized to model size: map the pixel back to original
+            # training samples hold the image already resized to model size (and cut to the object's window where
+            # the run uses object_view: width/height and contact_uv are the window's): map the pixel back
             h, w = s["rgb"].shape[:2]
             u = (r.pixel[0] + 0.5) * s["width"] / w - 0.5
             v = (r.pixel[1] + 0.5) * s["height"] / h - 0.5

@@ -89,16 +89,22 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
     model_cfg = cfg.model.model_copy(update={"device": str(acc.device)})
     vlm = init_model(cfg, model_cfg)
     vlm.trained_tasks = dict(cfg.data.task_weights)  # saved with every checkpoint: what it may be asked
+    view = cfg.data.object_view
+    vlm.object_view = view.model_dump() if view is not None else None  # and what it looks at
     size = (model_cfg.image_width, model_cfg.image_height)
     keep_full = cfg.data.task_weights.get("grounding_zoom", 0.0) > 0  # zoomed crops are cut from the full image
     if train_samples is None:
         if not cfg.data.path:
             raise ValueError("no training data: set data.path (a dataset directory) or pass samples")
         train_samples = load_samples(cfg.data.path, cfg.data.train_split, size, cfg.data.max_train_samples,
-                                     keep_full=keep_full)
+                                     keep_full=keep_full, object_view=view)
     if val_samples is None and cfg.data.path:
-        val_samples = load_samples(cfg.data.path, cfg.data.val_split, size, cfg.data.max_val_samples)
+        val_samples = load_samples(cfg.data.path, cfg.data.val_split, size, cfg.data.max_val_samples,
+                                   object_view=view)
     val_samples = (val_samples or [])[: cfg.data.max_val_samples]
+    if view is not None and not all("view_window" in s for s in train_samples + val_samples):
+        raise ValueError("data.object_view is set but the samples given were not cut to their object windows: "
+                         "prepare them with prepare_samples(..., object_view=cfg.data.object_view)")
 
     part = None
     if cfg.part_supervision > 0:
