@@ -161,7 +161,15 @@ def test_init_from_starts_a_fine_tune_from_a_checkpoint(tmp_path):
     a, b = src.adapter_state_dict(), vlm.adapter_state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert vlm.trainable_parameters()  # the loaded adapters train
-    other = cfg.model.model_copy(update={"image_width": 224})
-    with pytest.raises(ValueError, match="image_width"):
+    other = cfg.model.model_copy(update={"vision_abs_pos": 0.5})
+    with pytest.raises(ValueError, match="vision_abs_pos"):
         init_model(cfg.model_copy(update={"init_from": str(tmp_path / "ck"), "model": other}), other)
+    bigger = cfg.model.model_copy(update={"image_width": 224, "image_height": 168})  # the input size may change
+    vlm = init_model(cfg.model_copy(update={"init_from": str(tmp_path / "ck"), "model": bigger}), bigger)
+    assert (vlm.processor.image_width, vlm.processor.image_height, vlm.cfg.image_width) == (224, 168, 224)
+    assert all(torch.equal(a[k], vlm.adapter_state_dict()[k]) for k in a)
+    enc = vlm.processor.encode_example(synthetic_sample(0)["rgb"], P.pose_example(synthetic_sample(0)))
+    assert enc.image_grid_thw.tolist() == [[1, 12, 16]]
+    vlm.save(tmp_path / "big")
+    assert AdaptedVLM.load(tmp_path / "big", device="cpu").processor.image_width == 224
     assert isinstance(TrainConfig.model_validate({"init_from": None}), TrainConfig)

@@ -182,3 +182,15 @@ def test_the_trained_window_travels_with_the_checkpoint_from_the_training_config
     train(cfg, train_s, val_s)
     loaded = AdaptedVLM.load(tmp_path / "run" / "final", device="cpu")
     assert loaded.object_view == ObjectViewConfig(margin=0.1).model_dump()
+
+
+def test_the_pose_service_answers_no_object_with_an_error_not_a_pose():
+    from manipllm_ros.config import FramesConfig, PoseServiceConfig
+    from manipllm_ros.pose_service import PoseService, RGBDFrame
+
+    pred = PosePredictor.from_config(CFG)
+    pred.vlm.object_view = VIEW.model_dump()
+    s = synthetic_sample(0)
+    flat = RGBDFrame(s["rgb"], np.full((480, 640), 2.0, np.float32), intrinsics(s))
+    res = PoseService(pred, PoseServiceConfig(), FramesConfig()).predict(s["instruction"], flat, False)
+    assert not res.success and "no object in view" in res.error and res.prediction_id == 0

@@ -249,6 +249,11 @@ class AdaptedVLM:
         vlm.mark_saved()
         return vlm
 
+    def resize_input(self, image_width: int, image_height: int) -> None:
+        """See images at another size from now on (a fine-tune to more pixels; the answers' pixel frame follows)."""
+        self.processor = ManipProcessor(self.processor.tokenizer, image_width, image_height)
+        self.cfg = self.cfg.model_copy(update={"image_width": int(image_width), "image_height": int(image_height)})
+
     def save(self, directory: str | Path) -> None:
         """A self-contained checkpoint: config, adapters, and (for the tiny base) base weights + tokenizer."""
         d = Path(directory)

@@ -50,19 +50,24 @@ def _log(path: Path, record: dict) -> None:
 
 
 _RUNTIME_FIELDS = ("device", "cpu_threads", "dtype")  # may differ between the checkpoint and the fine-tune
+# The input size may change too: the vision tower has no size-bound weights (patch embeddings, 2D RoPE, position
+# features of fractional coordinates), so a fine-tune can teach a checkpoint to see more pixels.
+_RESIZABLE_FIELDS = ("image_width", "image_height")
 
 
 def init_model(cfg: TrainConfig, model_cfg) -> AdaptedVLM:
     """A new model from `model_cfg`, or `cfg.init_from`'s weights and adapters when set (a fine-tune); raises
-    when that checkpoint's model settings differ from `cfg.model` beyond where it runs."""
+    when that checkpoint's model settings differ from `cfg.model` beyond where it runs and the input size."""
     if not cfg.init_from:
         return AdaptedVLM.build(model_cfg)
     vlm = AdaptedVLM.load(cfg.init_from, device=model_cfg.device)
-    ours = cfg.model.model_dump(exclude=set(_RUNTIME_FIELDS))
-    theirs = vlm.cfg.model_dump(exclude=set(_RUNTIME_FIELDS))
+    ours = cfg.model.model_dump(exclude=set(_RUNTIME_FIELDS + _RESIZABLE_FIELDS))
+    theirs = vlm.cfg.model_dump(exclude=set(_RUNTIME_FIELDS + _RESIZABLE_FIELDS))
     diff = sorted(k for k in ours if ours[k] != theirs.get(k))
     if diff:
         raise ValueError(f"init_from {cfg.init_from}: its model settings differ from this config's in {diff}")
+    if (vlm.cfg.image_width, vlm.cfg.image_height) != (cfg.model.image_width, cfg.model.image_height):
+        vlm.resize_input(cfg.model.image_width, cfg.model.image_height)
     if model_cfg.cpu_threads and vlm.device.type == "cpu":
         torch.set_num_threads(model_cfg.cpu_threads)
     return vlm
