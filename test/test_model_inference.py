@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import memorise
 
 
 from manipllm_ros import prompts as P
@@ -74,22 +75,7 @@ def _overfit(pred: PosePredictor, samples: list[dict], max_steps: int = 400, lr:
     make = {"cot": P.cot_example, "pose": P.pose_example, "grounding": P.grounding_example}
     encs = [vlm.processor.encode_example(s["rgb"], make[t](s, model_size=size)) for s in samples for t in tasks]
     batch = collate(encs, vlm.processor.pad_id)
-    opt = torch.optim.AdamW(vlm.trainable_parameters(), lr=lr, weight_decay=0.0)
-    torch.manual_seed(0)
-    for step in range(max_steps):
-        loss, _ = vlm.loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 10 == 9:
-            with torch.no_grad():
-                b = {k: v for k, v in batch.items() if k != "labels"}
-                pred_ids = vlm.model(**b, use_cache=False).logits[:, :-1].argmax(-1)
-                tgt = batch["labels"][:, 1:]
-                m = tgt != -100
-                if bool((pred_ids[m] == tgt[m]).all()):
-                    return step
-    raise AssertionError(f"tiny model did not memorise 2 examples in {max_steps} steps (loss {float(loss.detach()):.3f})")
+    return memorise(vlm, batch, max_steps=max_steps, lr=lr)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from conftest import memorise
 
 from manipllm_ros import prompts as P
 from manipllm_ros.model.build import AdaptedVLM
@@ -119,24 +120,7 @@ def test_zoomed_grounding_asks_again_on_the_crop_and_maps_the_answer_back():
         wins.append(win)
         targets.append(target)
     batch = collate(encs, pr.pad_id)
-    opt = torch.optim.AdamW(vlm.trainable_parameters(), lr=1e-2, weight_decay=0.0)
-    torch.manual_seed(0)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=200, gamma=0.5)
-    for step in range(1000):  # until teacher-forced greedy accuracy on every answer token is 100%
-        loss, _ = vlm.loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 10 == 9:
-            with torch.no_grad():
-                b = {k: v for k, v in batch.items() if k != "labels"}
-                ids = vlm.model(**b, use_cache=False).logits[:, :-1].argmax(-1)
-                tgt = batch["labels"][:, 1:]
-                if bool((ids[tgt != -100] == tgt[tgt != -100]).all()):
-                    break
-    else:
-        raise AssertionError(f"tiny model did not memorise the turns (loss {float(loss.detach()):.3f})")
+    memorise(vlm, batch, max_steps=1000, halve_every=200)
     vlm.trained_tasks = {"pose": 1.0, "grounding": 1.0, "grounding_zoom": 1.0}
     rs = pred.predict_batch([s["rgb"] for s in samples], [s["instruction"] for s in samples],
                             chain_of_thought=False, ground_contact=True, zoom=2.0)  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from conftest import memorise
 
 from manipllm_ros import prompts as P
 from manipllm_ros.model.build import AdaptedVLM
@@ -132,22 +132,7 @@ def test_the_answer_in_the_window_is_mapped_back_to_the_camera_image():
     samples = [synthetic_sample(0), synthetic_sample(1)]
     views = [view_sample(s, object_window(s["depth"], intrinsics(s))) for s in samples]
     batch = collate([pr.encode_example(v["rgb"], P.pose_example(v, model_size=size)) for v in views], pr.pad_id)
-    opt = torch.optim.AdamW(vlm.trainable_parameters(), lr=1e-2, weight_decay=0.0)
-    torch.manual_seed(0)
-    for step in range(600):  # until teacher-forced greedy accuracy on every answer token is 100%
-        loss, _ = vlm.loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 10 == 9:
-            with torch.no_grad():
-                b = {k: v for k, v in batch.items() if k != "labels"}
-                ids = vlm.model(**b, use_cache=False).logits[:, :-1].argmax(-1)
-                tgt = batch["labels"][:, 1:]
-                if bool((ids[tgt != -100] == tgt[tgt != -100]).all()):
-                    break
-    else:
-        raise AssertionError(f"tiny model did not memorise the poses (loss {float(loss.detach()):.3f})")
+    memorise(vlm, batch, max_steps=600)
     vlm.object_view = VIEW.model_dump()
     rs = pred.predict_batch([s["rgb"] for s in samples], [s["instruction"] for s in samples], chain_of_thought=False,
                             depths=[s["depth"] for s in samples], Ks=[intrinsics(s) for s in samples])
