@@ -161,3 +161,30 @@ def test_evaluate_maps_pixels_of_resized_samples_back_to_original():
     m = evaluate(pred, samples, batch_size=3, n_affordance=2)
     assert m["parse_rate"] == 1.0 and m["pixel_error_px_mean"] < 640 / 112  # within one model pixel
     assert m["up_angle_deg_mean"] < 1e-6 and m["category_acc"] == 1.0
+
+
+def test_training_reads_extra_datasets_train_splits(tmp_path):
+    """data.extra_paths adds more datasets' train splits (extra samples of hard categories); validation stays on
+    data.path, max_train_samples caps the total, and a path without training samples is an error, not less data."""
+    from manipllm_ros.sim.collect import CollectConfig, collect
+    from manipllm_ros.sim.dataset import iter_samples
+    from manipllm_ros.training.data import DatasetError, load_train_samples
+
+    main, extra = tmp_path / "main", tmp_path / "extra"
+    for out, cat, seed in ((main, "microwave", 1), (extra, "toaster_lever", 2)):
+        collect(CollectConfig(out=out, num_samples=3, seed=seed, workers=1, categories=[cat], samples_per_shard=3,
+                              progress=False))
+    n = {p: sum(1 for _ in iter_samples(p, split="train", decode=False)) for p in (main, extra)}
+    assert n[main] and n[extra]
+    cfg = _cfg(tmp_path, max_steps=1, save_every=0,
+               data={"path": str(main), "extra_paths": [str(extra)], "val_split": "train", "max_val_samples": 1,
+                     "task_weights": {"pose": 1.0}})
+    train(cfg)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    data = [x for x in lines if x["kind"] == "data"]
+    assert data[0]["train_samples"] == n[main] + n[extra]
+    assert data[0]["per_category"] == {"microwave": n[main], "toaster lever": n[extra]}
+    capped = load_train_samples([str(main), str(extra)], "train", (112, 84), limit=n[main] + 1)
+    assert [s["category"] for s in capped] == ["microwave"] * n[main] + ["toaster lever"]
+    with pytest.raises(DatasetError, match="no samples"):
+        load_train_samples([str(main), str(extra)], "test_unseen", (112, 84))

@@ -19,6 +19,10 @@ class DataConfig(BaseModel):
     path: str | None = Field(None, description="Dataset directory (parquet shards + meta.json from `manipllm sim`).")
     train_split: str = Field("train", description="Split trained on.")
     val_split: str = Field("test_seen", description="Split validated on (unseen instances of training categories).")
+    extra_paths: list[str] = Field(
+        default_factory=list, description="More dataset directories whose train split is added to training (e.g. "
+        "extra samples of the categories validation finds hard, benchmarks/val_on_part.py); validation stays on "
+        "`path`.")
     task_weights: dict[str, float] = Field(
         default_factory=lambda: {"category": 0.0, "affordance": 1.0, "pose": 1.0, "masked_pose": 1.0, "cot": 1.0},
         description="Relative frequency of each task per example (one task per example, as the reference code). "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -140,6 +140,19 @@ def load_samples(path: str, split: str | None, model_size: tuple[int, int], limi
     if not samples:
         raise DatasetError(f"dataset {path!r} has no samples in split {split!r}")
     return samples
+
+
+def load_train_samples(paths: Sequence[str], split: str, model_size: tuple[int, int], limit: int | None = None,
+                       keep_full: bool = False, object_view: ObjectViewConfig | None = None) -> list[dict]:
+    """The `split` of every dataset in `paths`, in order, `limit` samples at most over all of them; a dataset
+    without samples in the split is an error (a typo in a path must not silently train on less)."""
+    out: list[dict] = []
+    for path in paths:
+        left = None if limit is None else limit - len(out)
+        if left is not None and left <= 0:
+            break
+        out += load_samples(path, split, model_size, left, keep_full=keep_full, object_view=object_view)
+    return out
 
 
 class MixedTaskDataset(Dataset):

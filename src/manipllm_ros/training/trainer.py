@@ -18,6 +18,7 @@ import random
 import re
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from transformers import get_cosine_schedule_with_warmup
 from manipllm_ros.model.build import AdaptedVLM
 from manipllm_ros.model.policy import PosePredictor
 from manipllm_ros.training.config import TrainConfig
-from manipllm_ros.training.data import Collator, MixedTaskDataset, load_samples
+from manipllm_ros.training.data import Collator, MixedTaskDataset, load_samples, load_train_samples
 from manipllm_ros.training.metrics import evaluate
 from manipllm_ros.training.part_supervision import PartSupervision
 
@@ -101,8 +102,8 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
     if train_samples is None:
         if not cfg.data.path:
             raise ValueError("no training data: set data.path (a dataset directory) or pass samples")
-        train_samples = load_samples(cfg.data.path, cfg.data.train_split, size, cfg.data.max_train_samples,
-                                     keep_full=keep_full, object_view=view)
+        train_samples = load_train_samples([cfg.data.path, *cfg.data.extra_paths], cfg.data.train_split, size,
+                                           cfg.data.max_train_samples, keep_full=keep_full, object_view=view)
     if val_samples is None and cfg.data.path:
         val_samples = load_samples(cfg.data.path, cfg.data.val_split, size, cfg.data.max_val_samples,
                                    object_view=view)
@@ -147,6 +148,9 @@ def train(cfg: TrainConfig, train_samples: list[dict] | None = None, val_samples
     predictor = PosePredictor(vlm)
     metrics_f = out / "metrics.jsonl"
     last_eval: dict = {}
+    if acc.is_main_process:  # what this (part of the) run trained on, e.g. extra samples of hard categories
+        _log(metrics_f, {"step": step, "kind": "data", "train_samples": len(train_samples),
+                         "per_category": dict(sorted(Counter(str(s["category"]) for s in train_samples).items()))})
 
     def validate() -> dict:
         if not val_samples:
