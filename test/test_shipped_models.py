@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from manipllm_ros.evaluation.episode import EpisodeSpec, build_arm
 from manipllm_ros.evaluation.proposals import make_proposer
@@ -66,21 +67,28 @@ OBJVIEW = REPO / "models" / "small-objview"
 SMALL_PARTS = ("toaster_lever", "lamp_arm", "dispenser_lever", "remote_slide_cover", "lighter_lid", "mouse_button")
 
 
-def test_small_objview_provenance_and_window_settings_travel_with_it():
-    prov = json.loads((OBJVIEW / "provenance.json").read_text())
+OBJVIEW_HARD = REPO / "models" / "small-objview-hard"
+
+
+@pytest.mark.parametrize("model, parent", [(OBJVIEW, "models/small-grounded"), (OBJVIEW_HARD, "models/small-objview")],
+                         ids=lambda x: getattr(x, "name", x))
+def test_object_window_models_provenance_and_window_settings_travel_with_them(model, parent):
+    prov = json.loads((model / "provenance.json").read_text())
     cfg = REPO / prov["train_config"]
-    assert cfg.is_file() and "object_view:" in cfg.read_text() and prov["init_from"] == "models/small-grounded"
-    meta = json.loads((OBJVIEW / "manipllm_model.json").read_text())
-    assert meta["object_view"] == prov["object_view"] and not (OBJVIEW / "trainer_state.pt").exists()
+    assert cfg.is_file() and "object_view:" in cfg.read_text() and prov["init_from"] == parent
+    meta = json.loads((model / "manipllm_model.json").read_text())
+    assert meta["object_view"] == prov["object_view"] and not (model / "trainer_state.pt").exists()
 
 
-def test_small_objview_finds_small_parts_through_the_object_window(one_torch_thread):
+@pytest.mark.parametrize("model, min_on_part", [(OBJVIEW, 8), (OBJVIEW_HARD, 9)],
+                         ids=lambda x: getattr(x, "name", str(x)))
+def test_object_window_models_find_small_parts(model, min_on_part, one_torch_thread):
     """Training categories whose movable part covers about a token of the whole image (eval_part_size.md),
     instances never trained on: the window found in the depth frames the object, and the grounding contact,
     mapped back to camera pixels, lands on the part."""
     from manipllm_ros.model.policy import PosePredictor
 
-    pred = PosePredictor.load(OBJVIEW, device="cpu")
+    pred = PosePredictor.load(model, device="cpu")
     on_part = 0
     for i, cat in enumerate(SMALL_PARTS * 2):
         obj, arm = build_arm(EpisodeSpec(cat, 5 * (i + 1), 0))  # object seeds % 5 == 0: never trained on
@@ -94,5 +102,6 @@ def test_small_objview_finds_small_parts_through_the_object_window(one_torch_thr
             >= 0.97 * obs.object_mask.sum()
         u, v = (int(round(x)) for x in r.pixel)
         on_part += bool(obs.mask[v, u])
-    # eval_object_view.md: contacts on the part 0.90 of the time on unseen instances, lower on small parts
-    assert on_part >= 8, f"grounding contact on the part in {on_part}/{2 * len(SMALL_PARTS)} images"
+    # eval_object_view.md / eval_hard_data.md: contacts on the part 0.90 / 0.93 of the time on unseen instances,
+    # lower on small parts
+    assert on_part >= min_on_part, f"grounding contact on the part in {on_part}/{2 * len(SMALL_PARTS)} images"
