@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--per-category", type=int, default=30)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--hard-below", type=float, default=0.8, help="categories under this rate are listed as hard")
+    ap.add_argument("--hard-below", type=float, default=0.9, help="categories under this rate are listed as hard (eval_hard_data.md: they got extra data)")
     ap.add_argument("--out", type=Path, help="writes OUT.md and OUT.json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -64,10 +64,20 @@ def test_zoomed_grounding_on_the_shipped_model_is_a_counted_failure_not_a_crash(
 
 
 OBJVIEW = REPO / "models" / "small-objview"
+OBJVIEW_HARD = REPO / "models" / "small-objview-hard"
 SMALL_PARTS = ("toaster_lever", "lamp_arm", "dispenser_lever", "remote_slide_cover", "lighter_lid", "mouse_button")
 
 
-OBJVIEW_HARD = REPO / "models" / "small-objview-hard"
+@pytest.fixture(scope="module")
+def small_part_views() -> list[tuple[str, str, object]]:
+    """(category, instruction, observation) of small-part objects never trained on (object seeds % 5 == 0),
+    simulated once for every model under test."""
+    views = []
+    for i, cat in enumerate(SMALL_PARTS * 2):
+        obj, arm = build_arm(EpisodeSpec(cat, 5 * (i + 1), 0))
+        with arm:
+            views.append((cat, obj.meta.instruction, arm.world.observe()))
+    return views
 
 
 @pytest.mark.parametrize("model, parent", [(OBJVIEW, "models/small-grounded"), (OBJVIEW_HARD, "models/small-objview")],
@@ -82,7 +92,7 @@ def test_object_window_models_provenance_and_window_settings_travel_with_them(mo
 
 @pytest.mark.parametrize("model, min_on_part", [(OBJVIEW, 8), (OBJVIEW_HARD, 9)],
                          ids=lambda x: getattr(x, "name", str(x)))
-def test_object_window_models_find_small_parts(model, min_on_part, one_torch_thread):
+def test_object_window_models_find_small_parts(model, min_on_part, small_part_views, one_torch_thread):
     """Training categories whose movable part covers about a token of the whole image (eval_part_size.md),
     instances never trained on: the window found in the depth frames the object, and the grounding contact,
     mapped back to camera pixels, lands on the part."""
@@ -90,11 +100,8 @@ def test_object_window_models_find_small_parts(model, min_on_part, one_torch_thr
 
     pred = PosePredictor.load(model, device="cpu")
     on_part = 0
-    for i, cat in enumerate(SMALL_PARTS * 2):
-        obj, arm = build_arm(EpisodeSpec(cat, 5 * (i + 1), 0))  # object seeds % 5 == 0: never trained on
-        with arm:
-            obs = arm.world.observe()
-        r = pred.predict(obs.rgb, obj.meta.instruction, chain_of_thought=False, ground_contact=True,
+    for cat, instruction, obs in small_part_views:
+        r = pred.predict(obs.rgb, instruction, chain_of_thought=False, ground_contact=True,
                          depth=obs.depth, K=obs.intrinsics.K)
         win = r.view
         assert win is not None and win.width < obs.rgb.shape[1], f"{cat}: window {win}"
