@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from manipllm_ros.control.config import ControlConfig
+from manipllm_ros.model.views import MAX_VIEWS
 
 
 class _Strict(BaseModel):
@@ -101,6 +102,14 @@ class PoseServiceConfig(_Strict):
                                 "within this radius whose surface agrees (contact.py; benchmarks/"
                                 "eval_contact_agreement.md).")
     snap_max_angle_deg: float = Field(30.0, gt=0, le=180, description="Agreement threshold of the snap.")
+    protrusion_radius_px: int = Field(0, ge=0, description="0 = off. Otherwise, before the snap, the contact moves "
+                                      "onto the nearest raised part (handle, lever, button: 6-60 mm off the surface "
+                                      "around it in the depth image) within this radius, and then is not snapped "
+                                      "(contact.py; benchmarks/eval_contact_choices.md).")
+    views: int = Field(1, ge=1, le=MAX_VIEWS, description="1 = the object window alone. N > 1: the model is also asked on N - 1 "
+                       "jittered copies of its object window and the contact is the trimmed mean of the answers "
+                       "(model/views.py; a checkpoint trained on object windows; ~N x the model time; "
+                       "benchmarks/eval_contact_choices.md).")
     busy_policy: Literal["queue", "refuse"] = Field("queue", description="A request that arrives while the model "
                                                     "is busy waits (queue) or is answered 'busy' at once (refuse).")
     queue_timeout_s: float = Field(60.0, gt=0, description="How long a queued request may wait for the model.")

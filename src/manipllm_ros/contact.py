@@ -5,9 +5,11 @@ The model answers a pose (pixel, up, forward) and, when asked, a grounding point
 surface faces the way the model's up says ("agreement": the up tells which surface the model means to touch,
 the depth which surface each pixel is on). `snap_px` then moves a contact whose surface disagrees with the
 model's up to the nearest pixel within that radius whose surface agrees (a point beside the part, on the body,
-moves onto the part the up describes). `up` chooses the approach axis: the model's, or minus the surface normal
-measured at the contact. Shared by the pose service and the evaluation, so both act alike.
-(benchmarks/eval_depth_up.md, benchmarks/eval_contact_agreement.md)
+moves onto the part the up describes). `protrusion_px`, instead, moves a contact onto the nearest thing within
+that radius that stands off the surface around it (a handle, lever, button, knob), where it then stays: what the
+small model misses it misses beside such a part, on the surface it is mounted on. `up` chooses the approach axis: the model's, or
+minus the surface normal measured at the contact. Shared by the pose service and the evaluation, so both act
+alike. (benchmarks/eval_depth_up.md, benchmarks/eval_contact_agreement.md, benchmarks/eval_contact_choices.md)
 """
 
 from __future__ import annotations
@@ -64,6 +66,92 @@ def snap_to_agreeing_surface(u: float, v: float, depth: np.ndarray, K, up, radiu
     return None
 
 
+PROTRUSION_RING_PX = 16  # a pixel's surroundings: depth sampled on a circle of this radius around it
+PROTRUSION_MIN_M = 0.006  # standing off its surroundings by more than this (a toaster lever: 30 mm, a bar: 35)
+PROTRUSION_MAX_M = 0.06  # ... and less than this: more is the object's silhouette against what lies behind it
+PROTRUSION_STEP_M = 0.01  # and bounded somewhere by a depth step this large between grid neighbours: a convex
+# edge of the body (where the top meets a side) also stands off its ring, but the depth runs on across it
+
+
+def protrusion_heights(us: np.ndarray, vs: np.ndarray, depth: np.ndarray,
+                       ring_px: int = PROTRUSION_RING_PX) -> np.ndarray:
+    """How far each pixel (us, vs) lies nearer the camera than its surroundings (m, along the ray): the median
+    of depth(ring sample) - depth(pixel) over 16 samples on a circle of `ring_px` around it. About 0 on a plane
+    (the ring is symmetric), the height on a small raised part; NaN without depth."""
+    depth = np.asarray(depth, dtype=np.float64)
+    h, w = depth.shape
+
+    def at(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        ok = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        z = np.where(ok, depth[np.clip(v, 0, h - 1), np.clip(u, 0, w - 1)], np.nan)
+        return np.where(np.isfinite(z) & (z > 0), z, np.nan)
+
+    z0 = at(us, vs)
+    ang = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)
+    ring = [at(np.round(us + ring_px * np.cos(a)).astype(int), np.round(vs + ring_px * np.sin(a)).astype(int))
+            for a in ang]
+    diff = np.stack(ring) - z0[None]
+    out = np.full(z0.shape, np.nan)
+    valid = np.isfinite(diff).any(axis=0)
+    out[valid] = np.nanmedian(diff[:, valid], axis=0)
+    return out
+
+
+def _components(mask: np.ndarray) -> np.ndarray:
+    """4-connected labels (0 = background) of a small boolean grid."""
+    lab = np.zeros(mask.shape, dtype=int)
+    k = 0
+    for i0, j0 in zip(*np.nonzero(mask)):
+        if lab[i0, j0]:
+            continue
+        k += 1
+        lab[i0, j0] = k
+        stack = [(i0, j0)]
+        while stack:
+            i, j = stack.pop()
+            for a, b in ((i + 1, j), (i - 1, j), (i, j + 1), (i, j - 1)):
+                if 0 <= a < mask.shape[0] and 0 <= b < mask.shape[1] and mask[a, b] and not lab[a, b]:
+                    lab[a, b] = k
+                    stack.append((a, b))
+    return lab
+
+
+def snap_to_protrusion(u: float, v: float, depth: np.ndarray, radius_px: int, step_px: int = 2,
+                       ring_px: int = PROTRUSION_RING_PX, min_m: float = PROTRUSION_MIN_M,
+                       max_m: float = PROTRUSION_MAX_M) -> tuple[float, float] | None:
+    """The middle of the nearest raised blob (protrusion_heights between min_m and max_m, with a depth step of
+    PROTRUSION_STEP_M somewhere on its border) within `radius_px` of (u, v), on a `step_px` grid: its pixel
+    nearest its centroid. None when (u, v) is on one already or none is near."""
+    r = np.arange(-radius_px, radius_px + 1, step_px)
+    du, dv = np.meshgrid(r, r)
+    us, vs = np.round(u + du).astype(int), np.round(v + dv).astype(int)
+    near = np.hypot(du, dv) <= radius_px
+    ht = protrusion_heights(us, vs, depth, ring_px)
+    raised = near & np.isfinite(ht) & (ht > min_m) & (ht < max_m)
+    centre = np.unravel_index(np.argmin(np.hypot(du, dv)), du.shape)
+    if not raised.any():
+        return None
+    lab = _components(raised)
+    depth = np.asarray(depth, dtype=np.float64)
+    z = np.where((us >= 0) & (us < depth.shape[1]) & (vs >= 0) & (vs < depth.shape[0]),
+                 depth[np.clip(vs, 0, depth.shape[0] - 1), np.clip(us, 0, depth.shape[1] - 1)], np.nan)
+    stepped = np.zeros(raised.shape, dtype=bool)  # a raised pixel with a grid neighbour deeper by a step
+    for sl_a, sl_b in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
+                       ((slice(1, None), slice(None)), (slice(None, -1), slice(None)))):
+        jump = z[sl_b] - z[sl_a]  # the neighbour's depth minus this pixel's, both ways
+        with np.errstate(invalid="ignore"):
+            stepped[sl_a] |= raised[sl_a] & (jump > PROTRUSION_STEP_M)
+            stepped[sl_b] |= raised[sl_b] & (-jump > PROTRUSION_STEP_M)
+    parts = set(np.unique(lab[stepped]).tolist()) - {0}
+    if not parts or lab[centre] in parts:
+        return None
+    dist = np.where(np.isin(lab, list(parts)), np.hypot(du, dv), np.inf)
+    blob = lab == lab.flat[int(np.argmin(dist))]
+    cu, cv = us[blob].mean(), vs[blob].mean()
+    i = int(np.argmin(np.where(blob, np.hypot(us - cu, vs - cv), np.inf)))
+    return float(us.flat[i]), float(vs.flat[i])
+
+
 def check_sources(contact: str, up: str, zoom: float = 0.0) -> None:
     """ValueError unless `contact` and `up` name sources resolve_contact knows, and a zoom (the grounding answer
     asked again on a crop, model/zoom.py) is 0 or >= 1 with a contact that uses the grounding answer."""
@@ -81,9 +169,11 @@ def needs_grounding(contact: str) -> bool:
 
 
 def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str = "model", snap_px: int = 0,
-                    snap_deg: float = 30.0) -> Contact:
+                    snap_deg: float = 30.0, protrusion_px: int = 0) -> Contact:
     """The contact pixel and gripper directions for `pred` (a `model.policy.Prediction`, asked with
-    ground_contact=needs_grounding(contact)); `snap_px` > 0 snaps the pixel (snap_to_agreeing_surface)."""
+    ground_contact=needs_grounding(contact)); `protrusion_px` > 0 moves the pixel onto a raised part nearby
+    (snap_to_protrusion), else `snap_px` > 0 snaps it to a surface facing the model's up
+    (snap_to_agreeing_surface)."""
     check_sources(contact, up)
     if needs_grounding(contact) and pred.pose_pixel is None:
         raise ValueError(f"contact {contact!r} needs the grounding answer: predict with ground_contact=True")
@@ -101,9 +191,16 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
         note = f"surface vs model up: grounding {fmt(a_g)}, pose {fmt(a_p)}"
     u, v = (float(x) for x in (pose_px if pixel_from == "pose" else pred.pixel))
     coarse = getattr(pred, "coarse_pixel", None)  # set when the grounding answer was asked again, zoomed in
+    view_pixels = getattr(pred, "view_pixels", None)  # set when several jittered windows were asked (views > 1)
+    if view_pixels and pixel_from == "grounding":
+        note = "; ".join(x for x in (f"mean of {pred.views_kept} of {len(view_pixels)} views", note) if x)
     if coarse is not None and pixel_from == "grounding":
         note = "; ".join(x for x in (f"zoomed from ({coarse[0]:.0f}, {coarse[1]:.0f})", note) if x)
-    if snap_px > 0:
+    raised = snap_to_protrusion(u, v, depth, protrusion_px) if protrusion_px > 0 else None
+    if raised is not None:  # it stays on the raised part: the surface snap would move it back beside it
+        note = "; ".join(x for x in (note, f"onto a raised part from ({u:.0f}, {v:.0f})") if x)
+        u, v = raised
+    elif snap_px > 0:
         snapped = snap_to_agreeing_surface(u, v, depth, K, pred.up, snap_px, snap_deg)
         if snapped is not None:
             note = "; ".join(x for x in (note, f"snapped from ({u:.0f}, {v:.0f})") if x)

@@ -137,7 +137,8 @@ def run_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
     rng = np.random.default_rng(args.seed + 1)
     rows: list[Row] = []
     with PoseServiceClient(model_dir, out / "logs", out / "tta", contact=args.contact,
-                           up=args.up, snap_radius_px=args.snap_radius) as service:
+                           up=args.up, snap_radius_px=args.snap_radius, views=args.views,
+                           protrusion_radius_px=args.protrusion_radius) as service:
         for i in range(args.episodes):
             t0 = time.monotonic()
             category = str(rng.choice(args.categories))
@@ -194,7 +195,8 @@ def system_config(args: argparse.Namespace, model_dir: Path, category: str, seed
     data = yaml.safe_load(src.read_text()) if src.is_file() else ManipllmConfig().model_dump(mode="json")
     data.setdefault("pose_service", {}).update({"model_path": str(model_dir.resolve()),
                                                 "contact": args.contact, "up": args.up,
-                                                "snap_radius_px": args.snap_radius})
+                                                "snap_radius_px": args.snap_radius, "views": args.views,
+                                                "protrusion_radius_px": args.protrusion_radius})
     data.setdefault("tta", {})["state_dir"] = str((Path(args.out) / "tta").resolve())
     data.setdefault("bringup", {}).update({"franky_sim": True, "franky_object": category,
                                            "franky_object_seed": seed, "log_dir": str(logs.resolve()),
@@ -377,6 +379,12 @@ def register(subparsers) -> None:
     p.add_argument("--snap-radius", type=int, default=0,
                    help="pose_service.snap_radius_px: move a contact whose depth surface disagrees with the model's up "
                         "to the nearest agreeing one within this many px (0 = off)")
+    p.add_argument("--views", type=int, default=1,
+                   help="pose_service.views: ask an object-window model (models/small-objview-hard) on this many "
+                        "jittered copies of its window and take the trimmed mean of the contacts (1 = off)")
+    p.add_argument("--protrusion-radius", type=int, default=0,
+                   help="pose_service.protrusion_radius_px: first move the contact onto the nearest raised part "
+                        "(handle, lever, button) within this many px, found in the depth (0 = off)")
     p.add_argument("--retrain", action="store_true", help="collect and train again even if a model exists")
     p.add_argument("--samples", type=int, default=360, help="simulated training samples to collect")
     p.add_argument("--steps", type=int, default=300, help="training steps of the tiny preset")

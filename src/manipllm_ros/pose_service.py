@@ -112,6 +112,9 @@ class PoseService:
     """One model, many callers: serialises model access by the configured busy policy."""
 
     def __init__(self, predictor: Predictor, cfg: PoseServiceConfig, frames: FramesConfig) -> None:
+        if cfg.views > 1 and getattr(predictor, "object_view", None) is None:
+            raise ValueError(f"pose_service.views {cfg.views} jitters the object window, but this checkpoint looks at "
+                             "the whole image (no object_view in its manipllm_model.json): set views to 1")
         self.predictor = predictor
         self.cfg = cfg
         self.frames = frames
@@ -150,7 +153,7 @@ class PoseService:
             version = self.adapter_version
             pred = self.predictor.predict(frame.rgb, instruction.strip(), chain_of_thought=chain_of_thought,
                                           ground_contact=needs_grounding(self.cfg.contact), depth=frame.depth,
-                                          K=frame.K)
+                                          K=frame.K, views=self.cfg.views)
         except Exception as exc:  # PoseParseError and any model failure are answers, not crashes
             lat["model_ms"] = (time.perf_counter() - t_model) * 1e3
             return self._fail(str(exc) or type(exc).__name__, t0, lat)
@@ -164,7 +167,8 @@ class PoseService:
         u, v = float(pred.pixel[0]), float(pred.pixel[1])
         try:
             c = resolve_contact(pred, frame.depth, frame.K, self.cfg.contact, self.cfg.up,
-                                snap_px=self.cfg.snap_radius_px, snap_deg=self.cfg.snap_max_angle_deg)
+                                snap_px=self.cfg.snap_radius_px, snap_deg=self.cfg.snap_max_angle_deg,
+                                protrusion_px=self.cfg.protrusion_radius_px)
             u, v = c.u, c.v
             point = G.pixel_to_point(u, v, frame.depth, frame.K, window=self.cfg.depth_window // 2)
             R_cam = G.rotation_from_up_forward(c.up, c.forward)

@@ -89,8 +89,12 @@ class TestTimeAdapter:
                 return TTAResult(True, adapter_version=self.service.adapter_version, error="tta is disabled")
             self._done.add(prediction_id)
         with self.service.model_lock():
-            loss = self.predictor.tta_step(item.frame.rgb, item.instruction, item.pixel, bool(success),
-                                           depth=item.frame.depth, K=item.frame.K)
+            try:
+                loss = self.predictor.tta_step(item.frame.rgb, item.instruction, item.pixel, bool(success),
+                                               depth=item.frame.depth, K=item.frame.K)
+            except ValueError as exc:  # e.g. a contact moved outside the object window the model looks at
+                return TTAResult(False, adapter_version=self.service.adapter_version,
+                                 error=f"no adaptation step for prediction {prediction_id}: {exc}")
             self.service.adapter_version += 1
             self._persist()
             version = self.service.adapter_version

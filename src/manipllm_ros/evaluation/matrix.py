@@ -19,6 +19,8 @@ random stream: the rows differ only in what the row says.
         up: model                            # model | depth (up = minus the surface normal measured in depth)
         snap_px: 0                           # 0 | R: snap to the nearest surface agreeing with the model's up
         zoom: 0                              # 0 | Z: ask the grounding question again on a Z-times zoomed crop
+        views: 1                             # 1 | N: ask on N jittered object windows, trimmed mean of the contacts
+        protrusion_px: 0                     # 0 | R: first move the contact onto a raised part within R px
     episodes: 20                             # optional defaults; command-line flags override them
     splits: [test_seen, test_unseen]
 
@@ -40,6 +42,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from manipllm_ros.contact import check_sources
+from manipllm_ros.model.views import check_views
 
 SPLITS = ("test_seen", "test_unseen")
 
@@ -67,6 +70,11 @@ class MatrixRow(BaseModel):
     zoom: float = Field(0.0, ge=0, description="Model contact: 0, or ask the grounding question again on a crop "
                         "1/zoom the image's size around the first answer (>= 1; checkpoints trained with "
                         "grounding_zoom; contact grounding or agreement).")
+    views: int = Field(1, ge=1, description="Model contact: 1, or ask on that many jittered copies of the object "
+                       "window and take the trimmed mean of their contacts (model/views.py; checkpoints trained on "
+                       "object windows).")
+    protrusion_px: int = Field(0, ge=0, description="Model contact: 0, or first move it onto the nearest raised "
+                               "part (handle, lever, button) within this radius, found in the depth (contact.py).")
     pull: Literal["aia", "straight"] = "aia"
 
     @field_validator("name")
@@ -84,7 +92,7 @@ class MatrixRow(BaseModel):
         from manipllm_ros.evaluation.proposals import ModelProposerSpec, model_proposer_name
 
         return model_proposer_name(ModelProposerSpec(self.mode == "cot", self.contact, self.up, self.snap_px,
-                                                     self.zoom))
+                                                     self.zoom, self.views, self.protrusion_px))
 
     @property
     def text(self) -> str:
@@ -127,6 +135,7 @@ def check_rows(rows: list[MatrixRow]) -> None:
             raise MatrixError(f"row {r.name!r}: proposer model needs a checkpoint")
         try:
             check_sources(r.contact, r.up, r.zoom)
+            check_views(r.views)
         except ValueError as exc:
             raise MatrixError(f"row {r.name!r}: {exc}") from None
         d = Path(r.checkpoint).expanduser()

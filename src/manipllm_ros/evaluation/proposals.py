@@ -77,21 +77,28 @@ class RandomPartPixel(_RandomPixelNormal):
 class ModelProposer(Proposer):
     """The trained MLLM, with or without chain of thought; `contact` and `up_from` say where the contact pixel
     and the up direction come from, as in the pose service (`contact.resolve_contact`); `zoom` > 1 asks the
-    grounding question again on a crop around the first answer (`PosePredictor.predict`)."""
+    grounding question again on a crop around the first answer; `views` > 1 asks on that many jittered object
+    windows and takes the trimmed mean of their contacts (`PosePredictor.predict`, model/views.py)."""
 
     def __init__(self, checkpoint: str, chain_of_thought: bool = True, device: str | None = "cpu",
-                 contact: str = "pose", up_from: str = "model", snap_px: int = 0, zoom: float = 0.0) -> None:
+                 contact: str = "pose", up_from: str = "model", snap_px: int = 0, zoom: float = 0.0,
+                 views: int = 1, protrusion_px: int = 0) -> None:
         from manipllm_ros.contact import check_sources
         from manipllm_ros.model.policy import PosePredictor
+        from manipllm_ros.model.views import check_views
 
         check_sources(contact, up_from, zoom)  # before the model loads
+        check_views(views)
         self.predictor = PosePredictor.load(checkpoint, device=device)
         self.chain_of_thought = chain_of_thought
         self.contact = contact
         self.up_from = up_from
         self.snap_px = snap_px
         self.zoom = zoom
-        self.name = model_proposer_name(ModelProposerSpec(chain_of_thought, contact, up_from, snap_px, zoom))
+        self.views = views
+        self.protrusion_px = protrusion_px
+        self.name = model_proposer_name(ModelProposerSpec(chain_of_thought, contact, up_from, snap_px, zoom, views,
+                                                          protrusion_px))
 
     def propose(self, obs, instruction: str, rng: np.random.Generator) -> Proposal:
         from manipllm_ros.contact import needs_grounding, resolve_contact
@@ -100,10 +107,11 @@ class ModelProposer(Proposer):
         try:
             pred = self.predictor.predict(obs.rgb, instruction, chain_of_thought=self.chain_of_thought,
                                           ground_contact=needs_grounding(self.contact), zoom=self.zoom,
-                                          depth=obs.depth, K=obs.intrinsics.K)
+                                          depth=obs.depth, K=obs.intrinsics.K, views=self.views)
         except PoseParseError as exc:
             return Proposal(error=str(exc))
-        c = resolve_contact(pred, obs.depth, obs.intrinsics.K, self.contact, self.up_from, snap_px=self.snap_px)
+        c = resolve_contact(pred, obs.depth, obs.intrinsics.K, self.contact, self.up_from, snap_px=self.snap_px,
+                            protrusion_px=self.protrusion_px)
         return Proposal(int(round(c.u)), int(round(c.v)), c.up, c.forward,
                         category=pred.category or "", reasoning=pred.reasoning or "",
                         latency_ms=float(pred.timings.get("total", 0.0)), up_note=c.up_from,
@@ -112,25 +120,31 @@ class ModelProposer(Proposer):
 
 @dataclass(frozen=True)
 class ModelProposerSpec:
-    """What a model proposer name says: inference mode, contact and up sources, snap radius, zoom."""
+    """What a model proposer name says: inference mode, contact and up sources, snap radius, zoom, views,
+    protrusion radius."""
 
     chain_of_thought: bool = True
     contact: str = "pose"
     up_from: str = "model"
     snap_px: int = 0
     zoom: float = 0.0
+    views: int = 1
+    protrusion_px: int = 0
 
 
 _CONTACT_SUFFIX = {"pose": "", "grounding": "-grounded", "agreement": "-agreed"}
-_NAME = re.compile(r"model-(cot|direct)(-grounded|-agreed)?(?:-zoom(\d+(?:\.\d+)?))?(?:-snap(\d+))?(-depthup)?")
-NAME_GRAMMAR = "model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup]"
+_NAME = re.compile(r"model-(cot|direct)(-grounded|-agreed)?(?:-zoom(\d+(?:\.\d+)?))?(?:-snap(\d+))?(-depthup)?"
+                   r"(?:-views(\d+))?(?:-raised(\d+))?")
+NAME_GRAMMAR = "model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup][-viewsN][-raisedR]"
 
 
 def model_proposer_name(spec: ModelProposerSpec) -> str:
-    """model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup]: the proposer names of `manipllm eval`."""
+    """model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup][-viewsN][-raisedR]: the proposer names of
+    `manipllm eval`."""
     return (("model-cot" if spec.chain_of_thought else "model-direct") + _CONTACT_SUFFIX[spec.contact]
             + (f"-zoom{spec.zoom:g}" if spec.zoom else "") + (f"-snap{spec.snap_px}" if spec.snap_px else "")
-            + ("-depthup" if spec.up_from == "depth" else ""))
+            + ("-depthup" if spec.up_from == "depth" else "") + (f"-views{spec.views}" if spec.views > 1 else "")
+            + (f"-raised{spec.protrusion_px}" if spec.protrusion_px else ""))
 
 
 def parse_model_proposer(name: str) -> ModelProposerSpec:
@@ -139,8 +153,18 @@ def parse_model_proposer(name: str) -> ModelProposerSpec:
     if m is None:
         raise ValueError(f"unknown proposer {name!r}: random-object | random-part | {NAME_GRAMMAR}")
     contact = {"-grounded": "grounding", "-agreed": "agreement"}.get(m.group(2) or "", "pose")
+    views = int(m.group(6) or 1)
+    if m.group(6) is not None:
+        from manipllm_ros.model.views import check_views
+
+        try:
+            check_views(views)
+        except ValueError as exc:
+            raise ValueError(f"proposer {name!r}: {exc}") from None
+        if views == 1:
+            raise ValueError(f"proposer {name!r}: one view is the default, drop '-views1'")
     return ModelProposerSpec(m.group(1) == "cot", contact, "depth" if m.group(5) else "model", int(m.group(4) or 0),
-                             float(m.group(3) or 0.0))
+                             float(m.group(3) or 0.0), views, int(m.group(7) or 0))
 
 
 def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
@@ -152,4 +176,5 @@ def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
     if not checkpoint:
         raise ValueError(f"proposer {name!r} needs --checkpoint (a trained model directory)")
     return ModelProposer(checkpoint, chain_of_thought=spec.chain_of_thought, contact=spec.contact,
-                         up_from=spec.up_from, snap_px=spec.snap_px, zoom=spec.zoom)
+                         up_from=spec.up_from, snap_px=spec.snap_px, zoom=spec.zoom, views=spec.views,
+                         protrusion_px=spec.protrusion_px)

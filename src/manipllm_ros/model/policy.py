@@ -19,6 +19,8 @@ ones: a train_config.yaml beside them). A turn it never learned, chain of though
 `UntrainedQuestionError` (a PoseParseError) before decoding, because its answer would be noise that can parse.
 A checkpoint trained on object windows (`object_view` in manipllm_model.json) is shown the object's window found in
 the depth (object_view.py), so it needs `depth` and `K`; every pixel it returns is mapped back to the full image.
+`views=N` (N > 1) asks such a checkpoint on N jittered copies of that window and takes the trimmed mean of their
+contact pixels (model/views.py); the directions stay those of the window itself.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from manipllm_ros.model.build import AdaptedVLM
 from manipllm_ros.model.config import ModelConfig
 from manipllm_ros.model.constrained import PoseGrammar
 from manipllm_ros.model.generation import DecodeSession
+from manipllm_ros.model.views import check_views, combine_points, view_windows
 from manipllm_ros.model.zoom import Window, crop, zoom_window
 from manipllm_ros.object_view import ObjectViewConfig, ObjectViewError, object_window
 from manipllm_ros.prompts import PoseParseError
@@ -74,6 +77,8 @@ class Prediction:
     pose_pixel: tuple[float, float] | None = None  # the pose answer's pixel when `pixel` is the grounding answer's
     coarse_pixel: tuple[float, float] | None = None  # the first grounding answer's pixel when `pixel` is the zoomed one
     view: Window | None = None  # the object window the model looked at (object_view.py); pixels are full-image
+    view_pixels: list[tuple[float, float]] | None = None  # with views > 1: each parsed view's contact pixel
+    views_kept: int = 0  # with views > 1: how many of view_pixels the trimmed mean `pixel` kept
 
 
 def _sync(device: torch.device) -> None:
@@ -101,12 +106,13 @@ class PosePredictor:
     # ---- prediction --------------------------------------------------------------------------------------
     def predict(
         self, rgb: np.ndarray, instruction: str, chain_of_thought: bool = True, reuse_prefix: bool = True,
-        ground_contact: bool = False, zoom: float = 0.0, depth: np.ndarray | None = None, K=None,
+        ground_contact: bool = False, zoom: float = 0.0, depth: np.ndarray | None = None, K=None, views: int = 1,
     ) -> Prediction:
         """One image -> Prediction; raises PoseParseError if the model's answer does not parse."""
         res = self.predict_batch([rgb], [instruction], chain_of_thought=chain_of_thought, reuse_prefix=reuse_prefix,
                                  ground_contact=ground_contact, zoom=zoom,
-                                 depths=None if depth is None else [depth], Ks=None if K is None else [K])
+                                 depths=None if depth is None else [depth], Ks=None if K is None else [K],
+                                 views=views)
         if isinstance(res[0], PoseParseError):
             raise res[0]
         return res[0]
@@ -146,24 +152,43 @@ class PosePredictor:
                 out.append(NoObjectError(str(exc), ""))
         return out
 
-    def _predict_viewed(self, rgbs, instructions, depths, Ks, **kw) -> list[Prediction | PoseParseError]:
-        """predict_batch on each image's object window, pixels mapped back to the full image."""
-        views = self._views(rgbs, depths, Ks)
-        idx = [i for i, w in enumerate(views) if not isinstance(w, NoObjectError)]
-        out: list[Prediction | PoseParseError] = list(views)  # the NoObjectErrors stay
-        if idx:
-            res = self._predict_batch([crop(rgbs[i], views[i]) for i in idx], [instructions[i] for i in idx], **kw)
-            for i, r in zip(idx, res):
-                win = views[i]
-                if isinstance(r, Prediction):
-                    r.view = win
-                    r.pixel = win.to_full(*r.pixel)
-                    if r.pose_pixel is not None:
-                        r.pose_pixel = win.to_full(*r.pose_pixel)
-                    if r.coarse_pixel is not None:
-                        r.coarse_pixel = win.to_full(*r.coarse_pixel)
-                out[i] = r
+    def _predict_viewed(self, rgbs, instructions, depths, Ks, views: int = 1,
+                        **kw) -> list[Prediction | PoseParseError]:
+        """predict_batch on each image's object window (and, with views > 1, its jittered copies), pixels mapped
+        back to the full image."""
+        bases = self._views(rgbs, depths, Ks)
+        idx = [i for i, w in enumerate(bases) if not isinstance(w, NoObjectError)]
+        out: list[Prediction | PoseParseError] = list(bases)  # the NoObjectErrors stay
+        jobs = [(i, win) for i in idx
+                for win in view_windows(bases[i], rgbs[i].shape[1], rgbs[i].shape[0], views)]
+        if not jobs:
+            return out
+        res = self._predict_batch([crop(rgbs[i], win) for i, win in jobs], [instructions[i] for i, _ in jobs], **kw)
+        per_image: dict[int, list[Prediction | PoseParseError]] = {i: [] for i in idx}
+        for (i, win), r in zip(jobs, res):
+            if isinstance(r, Prediction):
+                r.view = win
+                r.pixel = win.to_full(*r.pixel)
+                if r.pose_pixel is not None:
+                    r.pose_pixel = win.to_full(*r.pose_pixel)
+                if r.coarse_pixel is not None:
+                    r.coarse_pixel = win.to_full(*r.coarse_pixel)
+            per_image[i].append(r)
+        for i, rs in per_image.items():
+            out[i] = rs[0] if views == 1 else self._combine_views(rs)
         return out
+
+    @staticmethod
+    def _combine_views(rs: list[Prediction | PoseParseError]) -> Prediction | PoseParseError:
+        """The first view that parsed, its contact pixel replaced by the trimmed mean of every parsed view's (the
+        directions and the text stay that view's); the first view's error when none parsed."""
+        ok = [r for r in rs if isinstance(r, Prediction)]
+        if not ok:
+            return rs[0]
+        pred = ok[0]
+        pred.view_pixels = [tuple(r.pixel) for r in ok]
+        pred.pixel, pred.views_kept = combine_points(pred.view_pixels)
+        return pred
 
     @torch.no_grad()
     def predict_batch(
@@ -177,19 +202,27 @@ class PosePredictor:
         depths: Sequence[np.ndarray] | None = None,
         Ks: Sequence | None = None,
         viewed: bool = False,
+        views: int = 1,
     ) -> list[Prediction | PoseParseError]:
         """Batched prediction; each entry is a Prediction or the PoseParseError for that image.
 
         `zoom` > 1 (with ground_contact) asks the grounding question a second time, on a crop 1/zoom the image's
         size around the first answer, and takes the contact from that answer (model/zoom.py). `depths`/`Ks` are
         needed (and only used) by a checkpoint trained on object windows: NoObjectError where no object is found.
-        `viewed`: the images already are what the model looks at (validation on prepared training samples)."""
+        `viewed`: the images already are what the model looks at (validation on prepared training samples).
+        `views` > 1: the object window and jittered copies of it, one contact from all (model/views.py); only for
+        a checkpoint trained on object windows."""
         if len(rgbs) != len(instructions) or not rgbs:
             raise ValueError(f"need as many images as instructions (got {len(rgbs)} and {len(instructions)})")
+        check_views(views)
+        if views > 1 and (self.vlm.object_view is None or viewed):
+            raise ValueError(f"views {views} jitters the object window: it needs a checkpoint trained on object "
+                             "windows (object_view in its manipllm_model.json) and images that are not already cut "
+                             "to the window")
         kw = dict(chain_of_thought=chain_of_thought, reuse_prefix=reuse_prefix, ground_contact=ground_contact,
                   zoom=zoom)
         if self.vlm.object_view is not None and not viewed:
-            return self._predict_viewed(rgbs, instructions, depths, Ks, **kw)
+            return self._predict_viewed(rgbs, instructions, depths, Ks, views=views, **kw)
         return self._predict_batch(rgbs, instructions, **kw)
 
     def _predict_batch(self, rgbs: Sequence[np.ndarray], instructions: Sequence[str], chain_of_thought: bool,

@@ -50,6 +50,11 @@ class PoseServiceNode(LifecycleNode):
         self.declare_parameter("snap_radius_px", -1, d(description="snap a contact to the nearest surface that faces "
                                                             "the model's up within this radius (0 = off); -1 = "
                                                             "the YAML's"))
+        self.declare_parameter("views", 0, d(description="ask on this many jittered object windows, contact = the "
+                                                  "trimmed mean (1 = the window alone); 0 = the YAML's"))
+        self.declare_parameter("protrusion_radius_px", -1, d(description="move a contact onto the nearest raised "
+                                                                  "part within this radius (0 = off); -1 = the "
+                                                                  "YAML's"))
         self.declare_parameter("tta_state_dir", "", d(description="where adapted adapters persist; overrides "
                                                            "the YAML"))
         self.declare_parameter("autostart", True, d(description="configure and activate at start; false = wait "
@@ -74,6 +79,10 @@ class PoseServiceNode(LifecycleNode):
                     setattr(cfg.pose_service, name, value)
             if self.get_parameter("snap_radius_px").value >= 0:
                 cfg.pose_service.snap_radius_px = self.get_parameter("snap_radius_px").value
+            if self.get_parameter("views").value > 0:
+                cfg.pose_service.views = self.get_parameter("views").value
+            if self.get_parameter("protrusion_radius_px").value >= 0:
+                cfg.pose_service.protrusion_radius_px = self.get_parameter("protrusion_radius_px").value
             if self.get_parameter("tta_state_dir").value:
                 cfg.tta.state_dir = self.get_parameter("tta_state_dir").value
             cfg = ManipllmConfig.model_validate(cfg.model_dump())  # re-validate the overrides
@@ -93,6 +102,8 @@ class PoseServiceNode(LifecycleNode):
                                                                              self.get_clock().now().to_msg())]))
         ps = cfg.pose_service
         snap = f", snap within {ps.snap_radius_px} px" if ps.snap_radius_px else ""
+        snap += f", mean of {ps.views} jittered windows" if ps.views > 1 else ""
+        snap = (f", onto raised parts within {ps.protrusion_radius_px} px" if ps.protrusion_radius_px else "") + snap
         self.get_logger().info(f"configured: model {ps.model_path or '(none)'}, "
                                f"contact from {CONTACT_TEXT[ps.contact]}, up from the "
                                f"{'depth image' if ps.up == 'depth' else 'model'}{snap}, "
