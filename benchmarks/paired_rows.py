@@ -39,12 +39,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("root", help="matrix output folder")
     ap.add_argument("pairs", nargs="+", help="A:B, two row names of that run")
+    ap.add_argument("--seeds", type=int, nargs="+", help="only these seeds of the run (default: all of them)")
     ap.add_argument("--out")
     a = ap.parse_args()
     root = Path(a.root)
     summary = json.loads((root / "summary.json").read_text())
     pairs = [tuple(p.split(":")) for p in a.pairs]
-    text = "\n".join(paired_table(root, pairs, summary["seeds"], summary["splits"]))
+    text = "\n".join(paired_table(root, pairs, a.seeds or summary["seeds"], summary["splits"]))
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")
