@@ -3,10 +3,14 @@ whose geometry is known exactly, and on a rendered toaster whose lever the conta
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from manipllm_ros.contact import protrusion_heights, resolve_contact, snap_to_protrusion
+
+OBJVIEW_HARD = Path(__file__).resolve().parents[1] / "models" / "small-objview-hard"
 
 
 def _wall_with_a_lever(tilt: float = 0.0) -> np.ndarray:
@@ -67,3 +71,29 @@ def test_resolve_contact_moves_onto_the_rendered_lever_and_says_so():
     on = resolve_contact(pred, obs.depth, K, contact="grounding", up="depth", snap_px=60, protrusion_px=40)
     assert obs.mask[int(on.v), int(on.u)], (start, (on.u, on.v))
     assert f"onto a raised part from ({start[0]:.0f}, {start[1]:.0f})" in on.note and "snapped" not in on.note
+
+
+def test_eval_proposer_and_pose_service_move_onto_the_same_raised_part(one_torch_thread):
+    """`-raised40` in an eval name and `protrusion_radius_px: 40` in the pose service reach resolve_contact alike."""
+    from manipllm_ros.config import FramesConfig, PoseServiceConfig
+    from manipllm_ros.evaluation.episode import EpisodeSpec, build_arm
+    from manipllm_ros.evaluation.matrix import MatrixRow
+    from manipllm_ros.evaluation.proposals import make_proposer, parse_model_proposer
+    from manipllm_ros.pose_service import PoseService, RGBDFrame
+
+    name = "model-direct-grounded-snap60-depthup-raised40"
+    assert parse_model_proposer(name).protrusion_px == 40
+    assert MatrixRow(name="r", proposer="model", checkpoint=str(OBJVIEW_HARD), mode="direct", contact="grounding",
+                     snap_px=60, up="depth", protrusion_px=40).eval_proposer == name
+    with pytest.raises(ValueError, match="drop '-raised0'"):
+        parse_model_proposer("model-direct-grounded-raised0")
+    obj, arm = build_arm(EpisodeSpec("toaster_lever", 10, 0))  # object seed % 5 == 0: never trained on
+    with arm:
+        obs = arm.world.observe()
+    proposer = make_proposer(name, str(OBJVIEW_HARD))
+    prop = proposer.propose(obs, obj.meta.instruction, np.random.default_rng(0))
+    frame = RGBDFrame(obs.rgb, np.asarray(obs.depth, np.float32), np.asarray(obs.intrinsics.K, float))
+    cfg = PoseServiceConfig(contact="grounding", up="depth", snap_radius_px=60, protrusion_radius_px=40)
+    res = PoseService(proposer.predictor, cfg, FramesConfig()).predict(obj.meta.instruction, frame, False)
+    assert prop.ok and res.success, (prop.error, res.error)
+    assert (res.u, res.v) == (prop.u, prop.v) and res.contact_note == prop.contact_note

@@ -106,8 +106,8 @@ class PoseServiceConfig(_Strict):
                                       "onto the nearest raised part (handle, lever, button: 6-60 mm off the surface "
                                       "around it in the depth image) within this radius, and then is not snapped "
                                       "(contact.py; benchmarks/eval_contact_choices.md).")
-    views: int = Field(1, ge=1, le=MAX_VIEWS, description="1 = the object window alone. N > 1: the model is also asked on N - 1 "
-                       "jittered copies of its object window and the contact is the trimmed mean of the answers "
+    views: int = Field(1, ge=1, le=MAX_VIEWS, description="1 = the object window alone. N > 1: the model is "
+                       "also asked on N - 1 jittered copies of its object window and the contact is the trimmed mean of the answers "
                        "(model/views.py; a checkpoint trained on object windows; ~N x the model time; "
                        "benchmarks/eval_contact_choices.md).")
     busy_policy: Literal["queue", "refuse"] = Field("queue", description="A request that arrives while the model "

@@ -96,14 +96,14 @@ def register(subparsers) -> None:
     p.add_argument("--proposer", default="model-cot",
                    type=_proposer_name,
                    help="random-object | random-part | model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR]"
-                   "[-depthup][-viewsN][-raisedR]: who picks the contact: the model (with/without chain of thought; '-grounded': the "
-                   "contact pixel from its grounding answer; '-agreed': of the pose and grounding pixels, the one "
+                   "[-depthup][-viewsN][-raisedR]: who picks the contact: the model (with/without chain of "
+                   "thought; '-grounded': the contact pixel from its grounding answer; '-agreed': of the pose and grounding pixels, the one "
                    "whose depth surface faces the model's up; '-zoomZ': the grounding question asked again on a "
                    "Z-times zoomed crop around the first answer; '-snapR': a pixel whose surface disagrees with the "
                    "model's up moves to the nearest agreeing one within R px; '-depthup': up = minus the surface "
-                   "normal measured in depth; '-viewsN': asked on N jittered object windows, the trimmed mean of their "
-                   "contacts; '-raisedR': first moved onto the nearest raised part (handle, lever, button) within R px, found "
-                   "in depth) or a baseline")
+                   "normal measured in depth; '-viewsN': asked on N jittered object windows, the trimmed mean "
+                   "of their contacts; '-raisedR': moved onto the nearest raised part (handle, lever, button) "
+                   "within R px, found in depth, instead of the snap) or a baseline")
     p.add_argument("--checkpoint", help="trained model directory (model proposers)")
     p.add_argument("--pull", default="aia", choices=["aia", "straight"], help="pull policy after contact")
     p.add_argument("--split", default="test_seen", choices=["test_seen", "test_unseen"],

@@ -163,6 +163,8 @@ def parse_model_proposer(name: str) -> ModelProposerSpec:
             raise ValueError(f"proposer {name!r}: {exc}") from None
         if views == 1:
             raise ValueError(f"proposer {name!r}: one view is the default, drop '-views1'")
+    if m.group(7) is not None and int(m.group(7)) == 0:
+        raise ValueError(f"proposer {name!r}: a raised-part radius of 0 is off, drop '-raised0'")
     return ModelProposerSpec(m.group(1) == "cot", contact, "depth" if m.group(5) else "model", int(m.group(4) or 0),
                              float(m.group(3) or 0.0), views, int(m.group(7) or 0))
 
