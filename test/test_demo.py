@@ -186,10 +186,11 @@ def test_demo_system_config_carries_the_contact_source(tmp_path):
     from manipllm_ros.demo import system_config
 
     args = argparse.Namespace(out=str(tmp_path / "demo"), system_timeout=60.0, contact="grounding", up="depth",
-                              snap_radius=60, views=7)
+                              snap_radius=60, views=7, protrusion_radius=40)
     path = system_config(args, REPO / "models" / "small-grounded", "microwave", 5, tmp_path / "logs")
     cfg = load_config(str(path))
     assert cfg.pose_service.contact == "grounding" and cfg.pose_service.up == "depth"
     assert cfg.pose_service.snap_radius_px == 60 and cfg.pose_service.views == 7
+    assert cfg.pose_service.protrusion_radius_px == 40
     assert cfg.pose_service.model_path == str((REPO / "models" / "small-grounded").resolve())
     assert yaml.safe_load(path.read_text())["bringup"]["franky_object"] == "microwave"
