@@ -29,12 +29,11 @@ from tqdm import tqdm
 
 from manipllm_ros.contact import PROTRUSION_MAX_M, PROTRUSION_MIN_M, PROTRUSION_RING_PX, snap_to_protrusion
 from manipllm_ros.model.policy import PosePredictor, Prediction
-from manipllm_ros.model.views import TRIM_FACTOR, TRIM_MIN_PX, combine_points
-from manipllm_ros.model.zoom import Window, crop
+from manipllm_ros.model.views import TRIM_FACTOR, TRIM_MIN_PX, combine_points, jittered_windows
+from manipllm_ros.model.zoom import crop
 from manipllm_ros.object_view import ObjectViewError
-from manipllm_ros.sim.dataset import iter_samples
 from manipllm_ros.training.data import intrinsics
-from manipllm_ros.training.part_supervision import PART_LABEL
+from val_on_part import pick_samples, pixel_on_part  # benchmarks/val_on_part.py, beside this script
 
 SHIFTS = [(0.0, 0.0, 1.0)] + [j for d in (0.04, 0.08) for j in ((d, 0, 1.0), (-d, 0, 1.0), (0, d, 1.0), (0, -d, 1.0))]
 CANDIDATES = [(j, False) for j in SHIFTS + [(0, 0, 0.92), (0, 0, 1.08), (0, 0, 0.85), (0, 0, 1.16)]]
@@ -54,16 +53,6 @@ RULES = ("mean", "median", "medoid", "trimmed mean")
 # (radius px, ring px, min m, max m) of the raised-part snap; the first is the default the evaluation uses
 RAISED = [(40, PROTRUSION_RING_PX, PROTRUSION_MIN_M, PROTRUSION_MAX_M), (30, 16, 0.006, 0.06), (50, 16, 0.006, 0.06),
           (40, 12, 0.006, 0.06), (40, 24, 0.006, 0.06), (40, 16, 0.01, 0.06), (40, 16, 0.006, 0.04)]
-
-
-def windows(base: Window, width: int, height: int) -> list[Window]:
-    out = []
-    for (dx, dy, scale), _ in CANDIDATES:
-        w, h = min(width, round(base.width * scale)), min(height, round(base.height * scale))
-        cu, cv = base.x0 + base.width / 2 + dx * base.width, base.y0 + base.height / 2 + dy * base.height
-        out.append(Window(int(np.clip(round(cu - w / 2), 0, width - w)), int(np.clip(round(cv - h / 2), 0, height - h)),
-                          int(w), int(h)))
-    return out
 
 
 def combine(points: np.ndarray, rule: str) -> np.ndarray:
@@ -90,10 +79,7 @@ def main() -> None:
     pred = PosePredictor.load(a.checkpoint, device="cpu")
     if pred.object_view is None:
         raise SystemExit(f"{a.checkpoint} looks at the whole image: no object window to jitter")
-    picked: dict[str, list[dict]] = defaultdict(list)
-    for s in iter_samples(a.data, split=a.split):
-        if len(picked[s["category"]]) < a.per_category:
-            picked[s["category"]].append(s)
+    picked = pick_samples(a.data, a.split, a.per_category)
     samples = [s for c in sorted(picked) for s in picked[c]]
 
     hits: dict[tuple[str, str], dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
@@ -104,17 +90,13 @@ def main() -> None:
         seg, cat = s["segmentation"], s["category"]
         h, w = seg.shape
 
-        def on_part(p) -> bool:
-            u, v = (int(round(x)) for x in p)
-            return 0 <= u < w and 0 <= v < h and int(seg[v, u]) == PART_LABEL
-
         try:
             base = pred.view_window(s["rgb"], s["depth"], intrinsics(s))
         except ObjectViewError:
             base = None
         pts: list[np.ndarray | None] = [None] * len(CANDIDATES)
         if base is not None:
-            wins = windows(base, w, h)
+            wins = jittered_windows(base, w, h, [j for j, _ in CANDIDATES])
             imgs = [crop(s["rgb"], wn) for wn in wins]
             imgs = [np.ascontiguousarray(im[:, ::-1]) if mirror else im for im, (_, mirror) in zip(imgs, CANDIDATES)]
             res = pred.predict_batch(imgs, [s["instruction"]] * len(imgs), chain_of_thought=False,
@@ -129,12 +111,13 @@ def main() -> None:
         for name, idx in SUBSETS.items():
             got = np.array([pts[i] for i in idx if pts[i] is not None])
             for rule in RULES if len(idx) > 1 else ("mean",):
-                hits[(name, rule)][cat].append(pts[0] is not None and on_part(combine(got, rule)))
+                hits[(name, rule)][cat].append(pts[0] is not None and pixel_on_part(combine(got, rule), seg))
         for setting in RAISED:
             moved = None if pts[0] is None else snap_to_protrusion(*pts[0], s["depth"], setting[0], ring_px=setting[1],
                                                                     min_m=setting[2], max_m=setting[3])
             raised_moved[setting] += moved is not None
-            raised_hits[setting][cat].append(pts[0] is not None and on_part(pts[0] if moved is None else moved))
+            contact = pts[0] if moved is None else moved
+            raised_hits[setting][cat].append(pts[0] is not None and pixel_on_part(contact, seg))
 
     def rate(d: dict[str, list[bool]]) -> float:
         return float(np.mean([x for v in d.values() for x in v]))

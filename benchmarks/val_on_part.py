@@ -29,12 +29,24 @@ from manipllm_ros.training.data import intrinsics
 from manipllm_ros.training.part_supervision import PART_LABEL
 
 
-def on_part(pred: object, seg: np.ndarray) -> bool:
-    if not isinstance(pred, Prediction):
-        return False
-    u, v = (int(round(c)) for c in pred.pixel)
+def pixel_on_part(pixel, seg: np.ndarray) -> bool:
+    """Whether (u, v), rounded, lies on the movable part's mask."""
+    u, v = (int(round(c)) for c in pixel)
     h, w = seg.shape
     return 0 <= u < w and 0 <= v < h and int(seg[v, u]) == PART_LABEL
+
+
+def on_part(pred: object, seg: np.ndarray) -> bool:
+    return isinstance(pred, Prediction) and pixel_on_part(pred.pixel, seg)
+
+
+def pick_samples(data: str, split: str, per_category: int) -> dict[str, list[dict]]:
+    """The first `per_category` samples of each category of a dataset split, in shard order."""
+    picked: dict[str, list[dict]] = defaultdict(list)
+    for s in iter_samples(data, split=split):
+        if len(picked[s["category"]]) < per_category:
+            picked[s["category"]].append(s)
+    return picked
 
 
 def main() -> None:
@@ -52,10 +64,7 @@ def main() -> None:
     pred = PosePredictor.load(a.checkpoint, device="cpu")
     ground = (pred.vlm.trained_tasks or {}).get("grounding", 0.0) > 0
 
-    picked: dict[str, list[dict]] = defaultdict(list)
-    for s in iter_samples(a.data, split=a.split):
-        if len(picked[s["category"]]) < a.per_category:
-            picked[s["category"]].append(s)
+    picked = pick_samples(a.data, a.split, a.per_category)
     samples = [s for c in sorted(picked) for s in picked[c]]
     hits: dict[str, list[bool]] = defaultdict(list)
     for i in tqdm(range(0, len(samples), a.batch), desc="val on part"):

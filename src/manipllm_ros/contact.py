@@ -9,7 +9,8 @@ moves onto the part the up describes). `protrusion_px`, instead, moves a contact
 that radius that stands off the surface around it (a handle, lever, button, knob), where it then stays: what the
 small model misses it misses beside such a part, on the surface it is mounted on. `up` chooses the approach
 axis: the model's, or minus the surface normal measured at the contact. Shared by the pose service and the
-evaluation, so both act alike. (benchmarks/eval_depth_up.md, benchmarks/eval_contact_agreement.md, benchmarks/eval_contact_choices.md)
+evaluation, so both act alike. (benchmarks/eval_depth_up.md, benchmarks/eval_contact_agreement.md,
+benchmarks/eval_contact_choices.md)
 """
 
 from __future__ import annotations
@@ -73,23 +74,24 @@ PROTRUSION_STEP_M = 0.01  # and bounded somewhere by a depth step this large bet
 # edge of the body (where the top meets a side) also stands off its ring, but the depth runs on across it
 
 
+def _depth_at(depth: np.ndarray, us: np.ndarray, vs: np.ndarray) -> np.ndarray:
+    """Depth at integer pixels (us, vs); NaN off the image and at holes (0, NaN)."""
+    depth = np.asarray(depth, dtype=np.float64)
+    h, w = depth.shape
+    ok = (us >= 0) & (us < w) & (vs >= 0) & (vs < h)
+    z = np.where(ok, depth[np.clip(vs, 0, h - 1), np.clip(us, 0, w - 1)], np.nan)
+    return np.where(np.isfinite(z) & (z > 0), z, np.nan)
+
+
 def protrusion_heights(us: np.ndarray, vs: np.ndarray, depth: np.ndarray,
                        ring_px: int = PROTRUSION_RING_PX) -> np.ndarray:
     """How far each pixel (us, vs) lies nearer the camera than its surroundings (m, along the ray): the median
     of depth(ring sample) - depth(pixel) over 16 samples on a circle of `ring_px` around it. About 0 on a plane
     (the ring is symmetric), the height on a small raised part; NaN without depth."""
-    depth = np.asarray(depth, dtype=np.float64)
-    h, w = depth.shape
-
-    def at(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        ok = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-        z = np.where(ok, depth[np.clip(v, 0, h - 1), np.clip(u, 0, w - 1)], np.nan)
-        return np.where(np.isfinite(z) & (z > 0), z, np.nan)
-
-    z0 = at(us, vs)
+    z0 = _depth_at(depth, us, vs)
     ang = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)
-    ring = [at(np.round(us + ring_px * np.cos(a)).astype(int), np.round(vs + ring_px * np.sin(a)).astype(int))
-            for a in ang]
+    ring = [_depth_at(depth, np.round(us + ring_px * np.cos(a)).astype(int),
+                      np.round(vs + ring_px * np.sin(a)).astype(int)) for a in ang]
     diff = np.stack(ring) - z0[None]
     out = np.full(z0.shape, np.nan)
     valid = np.isfinite(diff).any(axis=0)
@@ -132,9 +134,7 @@ def snap_to_protrusion(u: float, v: float, depth: np.ndarray, radius_px: int, st
     if not raised.any():
         return None
     lab = _components(raised)
-    depth = np.asarray(depth, dtype=np.float64)
-    z = np.where((us >= 0) & (us < depth.shape[1]) & (vs >= 0) & (vs < depth.shape[0]),
-                 depth[np.clip(vs, 0, depth.shape[0] - 1), np.clip(us, 0, depth.shape[1] - 1)], np.nan)
+    z = _depth_at(depth, us, vs)
     stepped = np.zeros(raised.shape, dtype=bool)  # a raised pixel with a grid neighbour deeper by a step
     for sl_a, sl_b in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
                        ((slice(1, None), slice(None)), (slice(None, -1), slice(None)))):

@@ -33,10 +33,17 @@ def check_views(views: int) -> None:
 
 
 def view_windows(base: Window, image_width: int, image_height: int, views: int) -> list[Window]:
-    """The first `views` jittered copies of `base`, each shifted (then clipped) to lie inside the image."""
+    """The first `views` jittered copies of `base` (VIEW_JITTERS)."""
     check_views(views)
+    return jittered_windows(base, image_width, image_height, VIEW_JITTERS[:views])
+
+
+def jittered_windows(base: Window, image_width: int, image_height: int,
+                     jitters: Sequence[tuple[float, float, float]]) -> list[Window]:
+    """One copy of `base` per (shift right, shift down, scale), each shifted (then clipped) to lie inside the
+    image."""
     out = []
-    for dx, dy, scale in VIEW_JITTERS[:views]:
+    for dx, dy, scale in jitters:
         w = min(image_width, max(1, int(round(base.width * scale))))
         h = min(image_height, max(1, int(round(base.height * scale))))
         cu = base.x0 + base.width / 2 + dx * base.width
