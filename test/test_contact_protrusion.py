@@ -45,6 +45,37 @@ def test_a_contact_beside_the_lever_moves_onto_its_middle_and_stays_where_it_bel
     assert snap_to_protrusion(250, 200, depth, radius_px=40) is None
 
 
+def test_the_facing_condition_keeps_a_raised_part_that_faces_the_model_s_up_and_refuses_one_that_does_not():
+    """protrusion_deg: the lever's top faces the camera, so a model up into the wall takes it, a model up along the
+    wall (90 degrees off) does not; the refused contact then goes the way it would without the raised-part snap."""
+    from manipllm_ros.model.policy import Prediction
+
+    depth = _wall_with_a_lever()
+    K = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
+    start = (165.0, 130.0)  # on the wall, 15 px below the lever
+    into = Prediction(pixel=start, up=np.array([0.0, 0.0, 1.0]), forward=np.array([1.0, 0, 0]), answer="",
+                      pose_pixel=start)
+    kept = resolve_contact(into, depth, K, contact="grounding", protrusion_px=40, protrusion_deg=45)
+    assert 150 <= kept.u < 180 and 100 <= kept.v < 116 and "onto a raised part" in kept.note
+    sideways = Prediction(pixel=start, up=np.array([1.0, 0.0, 0.0]), forward=np.array([0, 1.0, 0]), answer="",
+                          pose_pixel=start)
+    refused = resolve_contact(sideways, depth, K, contact="grounding", protrusion_px=40, protrusion_deg=45)
+    assert (refused.u, refused.v) == start
+    assert "not onto the raised part at (16" in refused.note and "90 deg off the model's up" in refused.note
+    anyway = resolve_contact(sideways, depth, K, contact="grounding", protrusion_px=40)  # no condition
+    assert (anyway.u, anyway.v) == (kept.u, kept.v)
+    # a raised part too pointed to measure a plane on (a conical knob, 12 mm on its rim, 50 at its tip) is taken
+    # whatever the up says
+    vv, uu = np.mgrid[0:240, 0:320]
+    r = np.hypot(uu - 165.0, vv - 108.0)
+    knob = np.where(r < 10, 1.0 - 0.012 - 0.038 * (1 - r / 10), 1.0)
+    on_knob = resolve_contact(sideways, knob, K, contact="grounding", protrusion_px=40, protrusion_deg=45)
+    assert r[int(on_knob.v), int(on_knob.u)] < 10, on_knob.note
+    for bad in (0.0, 180.0, -5.0):
+        with pytest.raises(ValueError, match=r"within an angle in \(0, 180\)"):
+            resolve_contact(into, depth, K, contact="grounding", protrusion_px=40, protrusion_deg=bad)
+
+
 def test_resolve_contact_moves_onto_the_rendered_lever_and_says_so():
     """A real render: the contact starts on the toaster's body beside its lever (the miss eval_hard_data.md
     counts most often) and ends on the lever's mask."""
@@ -97,3 +128,35 @@ def test_eval_proposer_and_pose_service_move_onto_the_same_raised_part(one_torch
     res = PoseService(proposer.predictor, cfg, FramesConfig()).predict(obj.meta.instruction, frame, False)
     assert prop.ok and res.success, (prop.error, res.error)
     assert (res.u, res.v) == (prop.u, prop.v) and res.contact_note == prop.contact_note
+    # with the facing condition (-facing45 / protrusion_facing_deg: 45), alike again
+    facing = name + "-facing45"
+    assert parse_model_proposer(facing).protrusion_deg == 45
+    assert MatrixRow(name="r", proposer="model", checkpoint=str(OBJVIEW_HARD), mode="direct", contact="grounding",
+                     snap_px=60, up="depth", protrusion_px=40, protrusion_deg=45).eval_proposer == facing
+    proposer = make_proposer(facing, str(OBJVIEW_HARD))
+    prop = proposer.propose(obs, obj.meta.instruction, np.random.default_rng(0))
+    cfg = PoseServiceConfig(contact="grounding", up="depth", snap_radius_px=60, protrusion_radius_px=40,
+                            protrusion_facing_deg=45)
+    res = PoseService(proposer.predictor, cfg, FramesConfig()).predict(obj.meta.instruction, frame, False)
+    assert prop.ok and res.success, (prop.error, res.error)
+    assert (res.u, res.v) == (prop.u, prop.v) and res.contact_note == prop.contact_note
+
+
+def test_a_facing_condition_without_a_raised_part_radius_is_refused():
+    """It would silently do nothing: the eval row, the pose service config and the proposer name all refuse it."""
+    from pydantic import ValidationError
+
+    from manipllm_ros.config import PoseServiceConfig
+    from manipllm_ros.evaluation.matrix import MatrixRow
+    from manipllm_ros.evaluation.proposals import parse_model_proposer
+
+    with pytest.raises(ValidationError, match="set protrusion_radius_px too"):
+        PoseServiceConfig(protrusion_facing_deg=45)
+    with pytest.raises(ValidationError, match="set protrusion_px"):
+        MatrixRow(name="r", proposer="model", checkpoint="m", protrusion_deg=45)
+    with pytest.raises(ValidationError):
+        PoseServiceConfig(protrusion_radius_px=40, protrusion_facing_deg=180)
+    with pytest.raises(ValueError, match="unknown proposer"):
+        parse_model_proposer("model-direct-grounded-facing45")
+    with pytest.raises(ValueError, match=r"in \(0, 180\)"):
+        parse_model_proposer("model-direct-grounded-raised40-facing0")

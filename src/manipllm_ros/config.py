@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from manipllm_ros.control.config import ControlConfig
 from manipllm_ros.model.views import MAX_VIEWS
@@ -106,6 +106,10 @@ class PoseServiceConfig(_Strict):
                                       "onto the nearest raised part (handle, lever, button: 6-60 mm off the surface "
                                       "around it in the depth image) within this radius, and then is not snapped "
                                       "(contact.py; benchmarks/eval_contact_choices.md).")
+    protrusion_facing_deg: float | None = Field(None, gt=0, lt=180, description="null = onto any raised part. "
+                                                "Otherwise only onto one whose surface in the depth image faces "
+                                                "the model's up within this angle (or is too curved to measure; "
+                                                "benchmarks/eval_raised_facing.md). Needs protrusion_radius_px.")
     views: int = Field(1, ge=1, le=MAX_VIEWS, description="1 = the object window alone. N > 1: the model is "
                        "also asked on N - 1 jittered copies of its object window and the contact is the trimmed mean of the answers "
                        "(model/views.py; a checkpoint trained on object windows; ~N x the model time; "
@@ -121,6 +125,12 @@ class PoseServiceConfig(_Strict):
                               "pixel when the pixel itself is a depth hole.")
     remember_predictions: int = Field(256, ge=1, description="Predictions kept for ReportOutcome (oldest "
                                       "dropped).")
+
+    @model_validator(mode="after")
+    def _facing_needs_radius(self) -> PoseServiceConfig:
+        if self.protrusion_facing_deg is not None and not self.protrusion_radius_px:
+            raise ValueError("protrusion_facing_deg conditions the raised-part snap: set protrusion_radius_px too")
+        return self
 
 
 class TTAConfig(_Strict):

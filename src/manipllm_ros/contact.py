@@ -163,18 +163,28 @@ def check_sources(contact: str, up: str, zoom: float = 0.0) -> None:
                          f"(and zoom >= 1), not contact {contact!r}")
 
 
+def check_protrusion_deg(protrusion_deg: float | None) -> None:
+    """ValueError unless the raised-part angle condition is None (any raised part) or an angle in (0, 180)."""
+    if protrusion_deg is not None and not 0.0 < protrusion_deg < 180.0:
+        raise ValueError(f"the raised part's surface must face the model's up within an angle in (0, 180) degrees "
+                         f"(or no condition: None), got {protrusion_deg}")
+
+
 def needs_grounding(contact: str) -> bool:
     """Whether the model must also be asked the grounding question."""
     return contact in ("grounding", "agreement")
 
 
 def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str = "model", snap_px: int = 0,
-                    snap_deg: float = 30.0, protrusion_px: int = 0) -> Contact:
+                    snap_deg: float = 30.0, protrusion_px: int = 0, protrusion_deg: float | None = None) -> Contact:
     """The contact pixel and gripper directions for `pred` (a `model.policy.Prediction`, asked with
     ground_contact=needs_grounding(contact)); `protrusion_px` > 0 moves the pixel onto a raised part nearby
     (snap_to_protrusion), else `snap_px` > 0 snaps it to a surface facing the model's up
-    (snap_to_agreeing_surface)."""
+    (snap_to_agreeing_surface). With `protrusion_deg`, only onto a raised part whose measured surface faces the
+    model's up within that angle (or is too curved to measure): a bar handle's side, 90 degrees off, is a part
+    the model did not mean and one the cup seals on badly (benchmarks/eval_raised_facing.md)."""
     check_sources(contact, up)
+    check_protrusion_deg(protrusion_deg)
     if needs_grounding(contact) and pred.pose_pixel is None:
         raise ValueError(f"contact {contact!r} needs the grounding answer: predict with ground_contact=True")
     pose_px = pred.pose_pixel if pred.pose_pixel is not None else pred.pixel
@@ -197,6 +207,12 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
     if coarse is not None and pixel_from == "grounding":
         note = "; ".join(x for x in (f"zoomed from ({coarse[0]:.0f}, {coarse[1]:.0f})", note) if x)
     raised = snap_to_protrusion(u, v, depth, protrusion_px) if protrusion_px > 0 else None
+    if raised is not None and protrusion_deg is not None:
+        a = surface_angle(*raised, depth, K, pred.up)
+        if a is not None and a > protrusion_deg:
+            note = "; ".join(x for x in (note, f"not onto the raised part at ({raised[0]:.0f}, {raised[1]:.0f}): "
+                                         f"its surface is {a:.0f} deg off the model's up") if x)
+            raised = None
     if raised is not None:  # it stays on the raised part: the surface snap would move it back beside it
         note = "; ".join(x for x in (note, f"onto a raised part from ({u:.0f}, {v:.0f})") if x)
         u, v = raised

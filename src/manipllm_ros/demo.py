@@ -138,7 +138,8 @@ def run_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
     rows: list[Row] = []
     with PoseServiceClient(model_dir, out / "logs", out / "tta", contact=args.contact,
                            up=args.up, snap_radius_px=args.snap_radius, views=args.views,
-                           protrusion_radius_px=args.protrusion_radius) as service:
+                           protrusion_radius_px=args.protrusion_radius,
+                           protrusion_facing_deg=args.protrusion_facing) as service:
         for i in range(args.episodes):
             t0 = time.monotonic()
             category = str(rng.choice(args.categories))
@@ -196,7 +197,8 @@ def system_config(args: argparse.Namespace, model_dir: Path, category: str, seed
     data.setdefault("pose_service", {}).update({"model_path": str(model_dir.resolve()),
                                                 "contact": args.contact, "up": args.up,
                                                 "snap_radius_px": args.snap_radius, "views": args.views,
-                                                "protrusion_radius_px": args.protrusion_radius})
+                                                "protrusion_radius_px": args.protrusion_radius,
+                                                "protrusion_facing_deg": args.protrusion_facing})
     data.setdefault("tta", {})["state_dir"] = str((Path(args.out) / "tta").resolve())
     data.setdefault("bringup", {}).update({"franky_sim": True, "franky_object": category,
                                            "franky_object_seed": seed, "log_dir": str(logs.resolve()),
@@ -385,6 +387,9 @@ def register(subparsers) -> None:
     p.add_argument("--protrusion-radius", type=int, default=0,
                    help="pose_service.protrusion_radius_px: first move the contact onto the nearest raised part "
                         "(handle, lever, button) within this many px, found in the depth (0 = off)")
+    p.add_argument("--protrusion-facing", type=float, default=None,
+                   help="pose_service.protrusion_facing_deg: only onto a raised part whose surface faces the "
+                        "model's up within this angle (degrees; default: any raised part)")
     p.add_argument("--retrain", action="store_true", help="collect and train again even if a model exists")
     p.add_argument("--samples", type=int, default=360, help="simulated training samples to collect")
     p.add_argument("--steps", type=int, default=300, help="training steps of the tiny preset")

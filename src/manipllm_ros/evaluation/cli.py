@@ -35,7 +35,8 @@ def _matrix(args: argparse.Namespace) -> int:
                 spec = parse_model_proposer(args.proposer)
                 row = {"proposer": "model", "mode": "cot" if spec.chain_of_thought else "direct",
                        "contact": spec.contact, "up": spec.up_from, "snap_px": spec.snap_px, "zoom": spec.zoom,
-                       "views": spec.views, "protrusion_px": spec.protrusion_px, "checkpoint": args.checkpoint}
+                       "views": spec.views, "protrusion_px": spec.protrusion_px, "protrusion_deg": spec.protrusion_deg,
+                       "checkpoint": args.checkpoint}
             else:
                 row = {"proposer": args.proposer}
             rows = [MatrixRow(name=args.proposer, pull=args.pull, **row)]

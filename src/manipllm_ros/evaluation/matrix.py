@@ -21,6 +21,7 @@ random stream: the rows differ only in what the row says.
         zoom: 0                              # 0 | Z: ask the grounding question again on a Z-times zoomed crop
         views: 1                             # 1 | N: ask on N jittered object windows, trimmed mean of the contacts
         protrusion_px: 0                     # 0 | R: first move the contact onto a raised part within R px
+        protrusion_deg: null                 # null | A: only onto one whose surface faces the model's up within A
     episodes: 20                             # optional defaults; command-line flags override them
     splits: [test_seen, test_unseen]
 
@@ -39,7 +40,7 @@ from typing import Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from manipllm_ros.contact import check_sources
 from manipllm_ros.model.views import check_views
@@ -75,6 +76,9 @@ class MatrixRow(BaseModel):
                        "object windows).")
     protrusion_px: int = Field(0, ge=0, description="Model contact: 0, or first move it onto the nearest raised "
                                "part (handle, lever, button) within this radius, found in the depth (contact.py).")
+    protrusion_deg: float | None = Field(None, gt=0, lt=180, description="Model contact, with protrusion_px: "
+                                         "only onto a raised part whose surface faces the model's up within this "
+                                         "angle (degrees; or is too curved to measure); null = any raised part.")
     pull: Literal["aia", "straight"] = "aia"
 
     @field_validator("name")
@@ -84,6 +88,12 @@ class MatrixRow(BaseModel):
             raise ValueError(f"row name {v!r} must be a plain folder name (letters, digits, '-', '_', '.')")
         return v
 
+    @model_validator(mode="after")
+    def _facing_needs_radius(self) -> MatrixRow:
+        if self.protrusion_deg is not None and not self.protrusion_px:
+            raise ValueError(f"row {self.name!r}: protrusion_deg conditions the raised-part snap; set protrusion_px")
+        return self
+
     @property
     def eval_proposer(self) -> str:
         """The `EvalConfig.proposer` of this row."""
@@ -92,7 +102,8 @@ class MatrixRow(BaseModel):
         from manipllm_ros.evaluation.proposals import ModelProposerSpec, model_proposer_name
 
         return model_proposer_name(ModelProposerSpec(self.mode == "cot", self.contact, self.up, self.snap_px,
-                                                     self.zoom, self.views, self.protrusion_px))
+                                                     self.zoom, self.views, self.protrusion_px,
+                                                     self.protrusion_deg))
 
     @property
     def text(self) -> str:

@@ -82,13 +82,14 @@ class ModelProposer(Proposer):
 
     def __init__(self, checkpoint: str, chain_of_thought: bool = True, device: str | None = "cpu",
                  contact: str = "pose", up_from: str = "model", snap_px: int = 0, zoom: float = 0.0,
-                 views: int = 1, protrusion_px: int = 0) -> None:
-        from manipllm_ros.contact import check_sources
+                 views: int = 1, protrusion_px: int = 0, protrusion_deg: float | None = None) -> None:
+        from manipllm_ros.contact import check_protrusion_deg, check_sources
         from manipllm_ros.model.policy import PosePredictor
         from manipllm_ros.model.views import check_views
 
         check_sources(contact, up_from, zoom)  # before the model loads
         check_views(views)
+        check_protrusion_deg(protrusion_deg)
         self.predictor = PosePredictor.load(checkpoint, device=device)
         self.chain_of_thought = chain_of_thought
         self.contact = contact
@@ -97,8 +98,9 @@ class ModelProposer(Proposer):
         self.zoom = zoom
         self.views = views
         self.protrusion_px = protrusion_px
+        self.protrusion_deg = protrusion_deg
         self.name = model_proposer_name(ModelProposerSpec(chain_of_thought, contact, up_from, snap_px, zoom, views,
-                                                          protrusion_px))
+                                                          protrusion_px, protrusion_deg))
 
     def propose(self, obs, instruction: str, rng: np.random.Generator) -> Proposal:
         from manipllm_ros.contact import needs_grounding, resolve_contact
@@ -111,7 +113,7 @@ class ModelProposer(Proposer):
         except PoseParseError as exc:
             return Proposal(error=str(exc))
         c = resolve_contact(pred, obs.depth, obs.intrinsics.K, self.contact, self.up_from, snap_px=self.snap_px,
-                            protrusion_px=self.protrusion_px)
+                            protrusion_px=self.protrusion_px, protrusion_deg=self.protrusion_deg)
         return Proposal(int(round(c.u)), int(round(c.v)), c.up, c.forward,
                         category=pred.category or "", reasoning=pred.reasoning or "",
                         latency_ms=float(pred.timings.get("total", 0.0)), up_note=c.up_from,
@@ -121,7 +123,7 @@ class ModelProposer(Proposer):
 @dataclass(frozen=True)
 class ModelProposerSpec:
     """What a model proposer name says: inference mode, contact and up sources, snap radius, zoom, views,
-    protrusion radius."""
+    protrusion radius, the angle the raised part must face within."""
 
     chain_of_thought: bool = True
     contact: str = "pose"
@@ -130,21 +132,23 @@ class ModelProposerSpec:
     zoom: float = 0.0
     views: int = 1
     protrusion_px: int = 0
+    protrusion_deg: float | None = None
 
 
 _CONTACT_SUFFIX = {"pose": "", "grounding": "-grounded", "agreement": "-agreed"}
 _NAME = re.compile(r"model-(cot|direct)(-grounded|-agreed)?(?:-zoom(\d+(?:\.\d+)?))?(?:-snap(\d+))?(-depthup)?"
-                   r"(?:-views(\d+))?(?:-raised(\d+))?")
-NAME_GRAMMAR = "model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup][-viewsN][-raisedR]"
+                   r"(?:-views(\d+))?(?:-raised(\d+)(?:-facing(\d+(?:\.\d+)?))?)?")
+NAME_GRAMMAR = "model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup][-viewsN][-raisedR[-facingA]]"
 
 
 def model_proposer_name(spec: ModelProposerSpec) -> str:
-    """model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup][-viewsN][-raisedR]: the proposer names of
-    `manipllm eval`."""
+    """model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup][-viewsN][-raisedR[-facingA]]: the proposer
+    names of `manipllm eval`."""
     return (("model-cot" if spec.chain_of_thought else "model-direct") + _CONTACT_SUFFIX[spec.contact]
             + (f"-zoom{spec.zoom:g}" if spec.zoom else "") + (f"-snap{spec.snap_px}" if spec.snap_px else "")
             + ("-depthup" if spec.up_from == "depth" else "") + (f"-views{spec.views}" if spec.views > 1 else "")
-            + (f"-raised{spec.protrusion_px}" if spec.protrusion_px else ""))
+            + (f"-raised{spec.protrusion_px}" if spec.protrusion_px else "")
+            + (f"-facing{spec.protrusion_deg:g}" if spec.protrusion_px and spec.protrusion_deg is not None else ""))
 
 
 def parse_model_proposer(name: str) -> ModelProposerSpec:
@@ -165,8 +169,16 @@ def parse_model_proposer(name: str) -> ModelProposerSpec:
             raise ValueError(f"proposer {name!r}: one view is the default, drop '-views1'")
     if m.group(7) is not None and int(m.group(7)) == 0:
         raise ValueError(f"proposer {name!r}: a raised-part radius of 0 is off, drop '-raised0'")
+    facing = None if m.group(8) is None else float(m.group(8))
+    if facing is not None:
+        from manipllm_ros.contact import check_protrusion_deg
+
+        try:
+            check_protrusion_deg(facing)
+        except ValueError as exc:
+            raise ValueError(f"proposer {name!r}: {exc}") from None
     return ModelProposerSpec(m.group(1) == "cot", contact, "depth" if m.group(5) else "model", int(m.group(4) or 0),
-                             float(m.group(3) or 0.0), views, int(m.group(7) or 0))
+                             float(m.group(3) or 0.0), views, int(m.group(7) or 0), facing)
 
 
 def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
@@ -179,4 +191,4 @@ def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
         raise ValueError(f"proposer {name!r} needs --checkpoint (a trained model directory)")
     return ModelProposer(checkpoint, chain_of_thought=spec.chain_of_thought, contact=spec.contact,
                          up_from=spec.up_from, snap_px=spec.snap_px, zoom=spec.zoom, views=spec.views,
-                         protrusion_px=spec.protrusion_px)
+                         protrusion_px=spec.protrusion_px, protrusion_deg=spec.protrusion_deg)
