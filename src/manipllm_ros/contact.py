@@ -7,10 +7,11 @@ the depth which surface each pixel is on). `snap_px` then moves a contact whose 
 model's up to the nearest pixel within that radius whose surface agrees (a point beside the part, on the body,
 moves onto the part the up describes). `protrusion_px`, instead, moves a contact onto the nearest thing within
 that radius that stands off the surface around it (a handle, lever, button, knob), where it then stays: what the
-small model misses it misses beside such a part, on the surface it is mounted on. `up` chooses the approach
-axis: the model's, or minus the surface normal measured at the contact. Shared by the pose service and the
-evaluation, so both act alike. (benchmarks/eval_depth_up.md, benchmarks/eval_contact_agreement.md,
-benchmarks/eval_contact_choices.md)
+small model misses it misses beside such a part, on the surface it is mounted on; `protrusion_deg` keeps it
+off a raised part whose surface does not face the way the model's up says (a bar handle's side). `up` chooses
+the approach axis: the model's, or minus the surface normal measured at the contact. Shared by the pose service
+and the evaluation, so both act alike. (benchmarks/eval_depth_up.md, benchmarks/eval_contact_agreement.md,
+benchmarks/eval_contact_choices.md, benchmarks/eval_raised_facing.md)
 """
 
 from __future__ import annotations
