@@ -164,8 +164,8 @@ def test_demo_serves_the_shipped_small_model_directly_with_grounded_contacts(tmp
     `--protrusion-radius 40 --protrusion-facing 45` moves a contact onto a raised part that faces the model's up."""
     out = tmp_path / "demo"
     cmd = [str(MANIPLLM), "demo", "--checkpoint", str(REPO / "models" / "small-objview-hard"), "--direct",
-           "--contact", "grounding", "--up", "depth", "--snap-radius", "60", "--views", "7", "--protrusion-radius", "40",
-           "--protrusion-facing", "45", "--episodes", "3",
+           "--contact", "grounding", "--up", "depth", "--snap-radius", "60", "--views", "7",
+           "--protrusion-radius", "40", "--protrusion-facing", "45", "--episodes", "3",
            "--system-episodes", "0", "--out", str(out)]
     res = run_cli(cmd, timeout=600, cwd=tmp_path, env=node_env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -196,3 +196,15 @@ def test_demo_system_config_carries_the_contact_source(tmp_path):
     assert cfg.pose_service.protrusion_radius_px == 40 and cfg.pose_service.protrusion_facing_deg == 45.0
     assert cfg.pose_service.model_path == str((REPO / "models" / "small-grounded").resolve())
     assert yaml.safe_load(path.read_text())["bringup"]["franky_object"] == "microwave"
+
+
+def test_demo_refuses_contact_flags_the_pose_service_would_refuse_before_starting_anything(tmp_path):
+    """A facing angle without a raised-part radius, or more views than the service allows: said at once, with the
+    reason, instead of after the pose service node's start-up timeout."""
+    for flags, why in ((["--protrusion-facing", "45"], "set protrusion_radius_px too"),
+                       (["--protrusion-radius", "40", "--protrusion-facing", "180"], "less than 180"),
+                       (["--views", "99"], "less than or equal to")):
+        res = run_cli([str(MANIPLLM), "demo", "--out", str(tmp_path / "demo"), *flags], timeout=120, cwd=tmp_path)
+        assert res.returncode == 2, res.stdout[-2000:] + res.stderr[-2000:]
+        assert "the pose service would refuse these options" in res.stderr and why in res.stderr, res.stderr
+        assert not (tmp_path / "demo").exists()

@@ -339,8 +339,27 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _check_service_options(args: argparse.Namespace) -> str:
+    """Why the pose service would refuse the demo's contact flags ("" if it would not): said before any model is
+    trained or node started, not after the node's start-up timeout."""
+    from pydantic import ValidationError
+
+    from manipllm_ros.config import PoseServiceConfig
+
+    try:
+        PoseServiceConfig(contact=args.contact, up=args.up, snap_radius_px=args.snap_radius, views=args.views,
+                          protrusion_radius_px=args.protrusion_radius, protrusion_facing_deg=args.protrusion_facing)
+    except ValidationError as exc:
+        return "; ".join(e["msg"] for e in exc.errors())
+    return ""
+
+
 def _demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
+    why = _check_service_options(args)
+    if why:
+        print(f"[demo] the pose service would refuse these options: {why}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model_dir = ensure_model(args)
