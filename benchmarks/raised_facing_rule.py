@@ -40,24 +40,12 @@ def load_row(root: Path, row: str, split: str) -> dict[tuple[str, str], dict]:
     return out
 
 
-def surface_variation(u: float, v: float, depth: np.ndarray, K, radius: float = 0.015) -> float | None:
-    """geometry.surface_normal_at's flatness measure (0 = a plane) over the same patch; None without depth."""
-    K = np.asarray(K, float)
+def surface_variation(u: float, v: float, depth: np.ndarray, K) -> float | None:
+    """How far from a plane the depth is where the suction cup would sit (geometry.surface_fit_at; 0 = flat)."""
     try:
-        z0 = G.valid_depth_at(u, v, depth, window=2)
+        return G.surface_fit_at(u, v, depth, K)[1]
     except G.GeometryError:
         return None
-    win = int(np.clip(round(radius * K[0, 0] / z0), 2, 25))
-    c, r = int(round(u)), int(round(v))
-    p = np.asarray(depth, float)[max(0, r - win):r + win + 1, max(0, c - win):c + win + 1]
-    ok = np.isfinite(p) & (p > 0) & (np.abs(p - z0) <= 0.03)
-    if ok.sum() < 12:
-        return None
-    rr, cc = np.nonzero(ok)
-    z = p[rr, cc]
-    P = np.column_stack([cc * z / K[0, 0], rr * z / K[1, 1], z])
-    ev = np.linalg.eigvalsh(np.cov(P, rowvar=False, bias=True))
-    return float(max(ev[0], 0.0) / ev.sum())
 
 
 def features(root: Path, split: str) -> list[dict]:
@@ -82,8 +70,8 @@ def features(root: Path, split: str) -> list[dict]:
             raise RuntimeError(f"{seed} {key}: contact ({c.u}, {c.v}) is not the recorded ({b['u']}, {b['v']})")
         u0, v0 = pred.pixel
         try:
-            n01 = G.angle_between(G.surface_normal_at(u0, v0, obs.depth, K, max_curvature=1.0),
-                                  G.surface_normal_at(c.u, c.v, obs.depth, K, max_curvature=1.0))
+            n01 = G.angle_between(G.surface_fit_at(u0, v0, obs.depth, K)[0],
+                                  G.surface_fit_at(c.u, c.v, obs.depth, K)[0])
         except G.GeometryError:
             n01 = None
         rows.append(dict(

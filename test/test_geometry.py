@@ -131,6 +131,11 @@ def test_surface_normal_refuses_edges_corners_and_holes():
     ridge = np.tile((1.0 + np.abs(x)).astype(np.float32), (480, 1))  # a right-angled edge at u = 320
     with pytest.raises(G.GeometryError, match="not a plane"):
         G.surface_normal_at(320, 240, ridge, K)
+    # surface_fit_at gives the same fit without refusing: the edge's variation (0.11 on a right angle), a plane's 0
+    assert G.surface_fit_at(320, 240, ridge, K)[1] > 0.05
+    flat_n, flat_var = G.surface_fit_at(318, 240, depth, K)
+    np.testing.assert_allclose(flat_n, [0, 0, -1], atol=1e-6)
+    assert flat_var < 1e-9
     noisy = np.random.default_rng(0).normal(1.0, 0.002, (480, 640)).astype(np.float32)  # 2 mm: still a plane
     assert G.angle_between(G.surface_normal_at(320, 240, noisy, K), [0, 0, -1]) < 10
     sparse = np.zeros((480, 640), np.float32)

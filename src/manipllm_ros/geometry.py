@@ -82,19 +82,13 @@ def pixel_to_point(
     return np.array([x, y, z])
 
 
-def surface_normal_at(
+def surface_fit_at(
     u: float, v: float, depth: np.ndarray, K: np.ndarray | Sequence, radius: float = 0.015, max_step: float = 0.03,
-    min_points: int = 12, max_curvature: float = 0.05,
-) -> np.ndarray:
-    """Unit surface normal at pixel (u, v) from the aligned depth, facing the camera (camera frame).
-
-    A least-squares plane through the back-projected points within `radius` m of the pixel's ray (a square
-    window of radius * fx / z px, 2-25 px) whose depth is within `max_step` m of the pixel's own, so a depth edge
-    does not tilt it. As in PCL's normal estimation, the fit is refused when its surface variation (smallest
-    eigenvalue over their sum: 0 for a plane, 0.02 for 2 mm of noise, 0.11 on a right-angled edge) exceeds
-    `max_curvature`: a corner, a knob, a noisy patch. Raises NoValidDepthError without depth there and
-    GeometryError when there is no plane, so that the caller keeps another direction rather than a made-up one.
-    """
+    min_points: int = 12,
+) -> tuple[np.ndarray, float]:
+    """(unit normal facing the camera, surface variation) of the least-squares plane `surface_normal_at` fits at
+    pixel (u, v), without refusing a curved patch: for callers that weigh the flatness themselves. Raises
+    NoValidDepthError without depth there and GeometryError with too few points."""
     K = _as_K(K)
     depth = np.asarray(depth)
     z0 = valid_depth_at(u, v, depth, window=2)
@@ -114,11 +108,28 @@ def surface_normal_at(
     P = np.column_stack([(cc + c0 - K[0, 2]) * z / K[0, 0], (rr + r0 - K[1, 2]) * z / K[1, 1], z])
     evals, evecs = np.linalg.eigh(np.cov(P, rowvar=False, bias=True))  # ascending
     curvature = float(max(evals[0], 0.0) / max(float(evals.sum()), 1e-18))
+    n = evecs[:, 0]
+    return (-n if np.dot(n, P.mean(axis=0)) > 0 else n), curvature
+
+
+def surface_normal_at(
+    u: float, v: float, depth: np.ndarray, K: np.ndarray | Sequence, radius: float = 0.015, max_step: float = 0.03,
+    min_points: int = 12, max_curvature: float = 0.05,
+) -> np.ndarray:
+    """Unit surface normal at pixel (u, v) from the aligned depth, facing the camera (camera frame).
+
+    A least-squares plane through the back-projected points within `radius` m of the pixel's ray (a square
+    window of radius * fx / z px, 2-25 px) whose depth is within `max_step` m of the pixel's own, so a depth edge
+    does not tilt it. As in PCL's normal estimation, the fit is refused when its surface variation (smallest
+    eigenvalue over their sum: 0 for a plane, 0.02 for 2 mm of noise, 0.11 on a right-angled edge) exceeds
+    `max_curvature`: a corner, a knob, a noisy patch. Raises NoValidDepthError without depth there and
+    GeometryError when there is no plane, so that the caller keeps another direction rather than a made-up one.
+    """
+    n, curvature = surface_fit_at(u, v, depth, K, radius=radius, max_step=max_step, min_points=min_points)
     if curvature > max_curvature:
         raise GeometryError(f"the depth around pixel ({u:.0f}, {v:.0f}) is not a plane (surface variation "
                             f"{curvature:.3f} > {max_curvature})")
-    n = evecs[:, 0]
-    return -n if np.dot(n, P.mean(axis=0)) > 0 else n
+    return n
 
 
 def up_from_depth(
