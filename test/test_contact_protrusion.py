@@ -74,6 +74,8 @@ def test_the_facing_condition_keeps_a_raised_part_that_faces_the_model_s_up_and_
     for bad in (0.0, 180.0, -5.0):
         with pytest.raises(ValueError, match=r"within an angle in \(0, 180\)"):
             resolve_contact(into, depth, K, contact="grounding", protrusion_px=40, protrusion_deg=bad)
+    with pytest.raises(ValueError, match="needs a raised-part radius"):  # a condition on nothing is refused
+        resolve_contact(into, depth, K, contact="grounding", protrusion_deg=45)
 
 
 def test_resolve_contact_moves_onto_the_rendered_lever_and_says_so():

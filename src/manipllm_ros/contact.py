@@ -164,11 +164,17 @@ def check_sources(contact: str, up: str, zoom: float = 0.0) -> None:
                          f"(and zoom >= 1), not contact {contact!r}")
 
 
-def check_protrusion_deg(protrusion_deg: float | None) -> None:
-    """ValueError unless the raised-part angle condition is None (any raised part) or an angle in (0, 180)."""
-    if protrusion_deg is not None and not 0.0 < protrusion_deg < 180.0:
+def check_protrusion_deg(protrusion_deg: float | None, protrusion_px: int) -> None:
+    """ValueError unless the raised-part angle condition is None (any raised part), or an angle in (0, 180) with a
+    raised-part radius to condition: without one it would silently do nothing."""
+    if protrusion_deg is None:
+        return
+    if not 0.0 < protrusion_deg < 180.0:
         raise ValueError(f"the raised part's surface must face the model's up within an angle in (0, 180) degrees "
                          f"(or no condition: None), got {protrusion_deg}")
+    if protrusion_px <= 0:
+        raise ValueError(f"a facing angle ({protrusion_deg:g} deg) conditions the raised-part snap: it needs a "
+                         "raised-part radius > 0")
 
 
 def needs_grounding(contact: str) -> bool:
@@ -185,7 +191,7 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
     model's up within that angle (or is too curved to measure): a bar handle's side, 90 degrees off, is a part
     the model did not mean and one the cup seals on badly (benchmarks/eval_raised_facing.md)."""
     check_sources(contact, up)
-    check_protrusion_deg(protrusion_deg)
+    check_protrusion_deg(protrusion_deg, protrusion_px)
     if needs_grounding(contact) and pred.pose_pixel is None:
         raise ValueError(f"contact {contact!r} needs the grounding answer: predict with ground_contact=True")
     pose_px = pred.pose_pixel if pred.pose_pixel is not None else pred.pixel

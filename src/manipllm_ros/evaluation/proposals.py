@@ -89,7 +89,7 @@ class ModelProposer(Proposer):
 
         check_sources(contact, up_from, zoom)  # before the model loads
         check_views(views)
-        check_protrusion_deg(protrusion_deg)
+        check_protrusion_deg(protrusion_deg, protrusion_px)
         self.predictor = PosePredictor.load(checkpoint, device=device)
         self.chain_of_thought = chain_of_thought
         self.contact = contact
@@ -174,7 +174,7 @@ def parse_model_proposer(name: str) -> ModelProposerSpec:
         from manipllm_ros.contact import check_protrusion_deg
 
         try:
-            check_protrusion_deg(facing)
+            check_protrusion_deg(facing, int(m.group(7)))
         except ValueError as exc:
             raise ValueError(f"proposer {name!r}: {exc}") from None
     return ModelProposerSpec(m.group(1) == "cot", contact, "depth" if m.group(5) else "model", int(m.group(4) or 0),
