@@ -183,13 +183,16 @@ def needs_grounding(contact: str) -> bool:
 
 
 def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str = "model", snap_px: int = 0,
-                    snap_deg: float = 30.0, protrusion_px: int = 0, protrusion_deg: float | None = None) -> Contact:
+                    snap_deg: float = 30.0, protrusion_px: int = 0, protrusion_deg: float | None = None,
+                    handle_px: int = 0) -> Contact:
     """The contact pixel and gripper directions for `pred` (a `model.policy.Prediction`, asked with
     ground_contact=needs_grounding(contact)); `protrusion_px` > 0 moves the pixel onto a raised part nearby
     (snap_to_protrusion), else `snap_px` > 0 snaps it to a surface facing the model's up
     (snap_to_agreeing_surface). With `protrusion_deg`, only onto a raised part whose measured surface faces the
     model's up within that angle (or is too curved to measure): a bar handle's side, 90 degrees off, is a part
-    the model did not mean and one the cup seals on badly (benchmarks/eval_raised_facing.md)."""
+    the model did not mean and one the cup seals on badly (benchmarks/eval_raised_facing.md). `handle_px` > 0
+    first moves the pixel beside the nearest handle within that radius on the face it lies on
+    (handles.snap_beside_handle); the snaps then start from there."""
     check_sources(contact, up)
     check_protrusion_deg(protrusion_deg, protrusion_px)
     if needs_grounding(contact) and pred.pose_pixel is None:
@@ -213,6 +216,13 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
         note = "; ".join(x for x in (f"mean of {pred.views_kept} of {len(view_pixels)} views", note) if x)
     if coarse is not None and pixel_from == "grounding":
         note = "; ".join(x for x in (f"zoomed from ({coarse[0]:.0f}, {coarse[1]:.0f})", note) if x)
+    if handle_px > 0:
+        from manipllm_ros.handles import snap_beside_handle
+
+        hs = snap_beside_handle(u, v, depth, K, handle_px)
+        if hs.pixel is not None:
+            note = "; ".join(x for x in (note, f"{hs.why}, from ({u:.0f}, {v:.0f})") if x)
+            u, v = hs.pixel
     raised = snap_to_protrusion(u, v, depth, protrusion_px) if protrusion_px > 0 else None
     if raised is not None and protrusion_deg is not None:
         a = surface_angle(*raised, depth, K, pred.up)

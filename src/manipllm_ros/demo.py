@@ -139,7 +139,8 @@ def run_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
     with PoseServiceClient(model_dir, out / "logs", out / "tta", contact=args.contact,
                            up=args.up, snap_radius_px=args.snap_radius, views=args.views,
                            protrusion_radius_px=args.protrusion_radius,
-                           protrusion_facing_deg=args.protrusion_facing) as service:
+                           protrusion_facing_deg=args.protrusion_facing,
+                           handle_radius_px=args.handle_radius) as service:
         for i in range(args.episodes):
             t0 = time.monotonic()
             category = str(rng.choice(args.categories))
@@ -198,7 +199,8 @@ def system_config(args: argparse.Namespace, model_dir: Path, category: str, seed
                                                 "contact": args.contact, "up": args.up,
                                                 "snap_radius_px": args.snap_radius, "views": args.views,
                                                 "protrusion_radius_px": args.protrusion_radius,
-                                                "protrusion_facing_deg": args.protrusion_facing})
+                                                "protrusion_facing_deg": args.protrusion_facing,
+                                                "handle_radius_px": args.handle_radius})
     data.setdefault("tta", {})["state_dir"] = str((Path(args.out) / "tta").resolve())
     data.setdefault("bringup", {}).update({"franky_sim": True, "franky_object": category,
                                            "franky_object_seed": seed, "log_dir": str(logs.resolve()),
@@ -348,7 +350,8 @@ def _check_service_options(args: argparse.Namespace) -> str:
 
     try:
         PoseServiceConfig(contact=args.contact, up=args.up, snap_radius_px=args.snap_radius, views=args.views,
-                          protrusion_radius_px=args.protrusion_radius, protrusion_facing_deg=args.protrusion_facing)
+                          protrusion_radius_px=args.protrusion_radius, protrusion_facing_deg=args.protrusion_facing,
+                          handle_radius_px=args.handle_radius)
     except ValidationError as exc:
         return "; ".join(e["msg"] for e in exc.errors())
     return ""
@@ -409,6 +412,9 @@ def register(subparsers) -> None:
     p.add_argument("--protrusion-facing", type=float, default=None,
                    help="pose_service.protrusion_facing_deg: only onto a raised part whose surface faces the "
                         "model's up within this angle (degrees; default: any raised part)")
+    p.add_argument("--handle-radius", type=int, default=0,
+                   help="pose_service.handle_radius_px: first of all move a contact on one panel of a plane (a "
+                        "cabinet front) beside a handle on another panel within this many px (0 = off)")
     p.add_argument("--retrain", action="store_true", help="collect and train again even if a model exists")
     p.add_argument("--samples", type=int, default=360, help="simulated training samples to collect")
     p.add_argument("--steps", type=int, default=300, help="training steps of the tiny preset")

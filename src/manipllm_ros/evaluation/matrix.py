@@ -22,6 +22,7 @@ random stream: the rows differ only in what the row says.
         views: 1                             # 1 | N: ask on N jittered object windows, trimmed mean of the contacts
         protrusion_px: 0                     # 0 | R: first move the contact onto a raised part within R px
         protrusion_deg: null                 # null | A: only onto one whose surface faces the model's up within A
+        handle_px: 0                         # 0 | H: first of all move it beside a handle on its face within H px
     episodes: 20                             # optional defaults; command-line flags override them
     splits: [test_seen, test_unseen]
 
@@ -79,6 +80,8 @@ class MatrixRow(BaseModel):
     protrusion_deg: float | None = Field(None, gt=0, lt=180, description="Model contact, with protrusion_px: "
                                          "only onto a raised part whose surface faces the model's up within this "
                                          "angle (degrees; or is too curved to measure); null = any raised part.")
+    handle_px: int = Field(0, ge=0, description="Model contact: 0, or first move it beside the nearest handle "
+                           "within this radius that is on another panel of the plane it lies on (handles.py).")
     pull: Literal["aia", "straight"] = "aia"
 
     @field_validator("name")
@@ -103,7 +106,7 @@ class MatrixRow(BaseModel):
 
         return model_proposer_name(ModelProposerSpec(self.mode == "cot", self.contact, self.up, self.snap_px,
                                                      self.zoom, self.views, self.protrusion_px,
-                                                     self.protrusion_deg))
+                                                     self.protrusion_deg, self.handle_px))
 
     @property
     def text(self) -> str:

@@ -58,6 +58,9 @@ class PoseServiceNode(LifecycleNode):
         self.declare_parameter("protrusion_facing_deg", -1.0, d(description="only onto a raised part whose "
                                                                      "surface faces the model's up within this "
                                                                      "angle (0 = any); -1 = the YAML's"))
+        self.declare_parameter("handle_radius_px", -1, d(description="move a contact on one panel of a plane "
+                                                              "beside a handle on another panel within this "
+                                                              "radius (0 = off); -1 = the YAML's"))
         self.declare_parameter("tta_state_dir", "", d(description="where adapted adapters persist; overrides "
                                                            "the YAML"))
         self.declare_parameter("autostart", True, d(description="configure and activate at start; false = wait "
@@ -89,6 +92,8 @@ class PoseServiceNode(LifecycleNode):
             facing = float(self.get_parameter("protrusion_facing_deg").value)
             if facing >= 0:
                 cfg.pose_service.protrusion_facing_deg = facing or None
+            if self.get_parameter("handle_radius_px").value >= 0:
+                cfg.pose_service.handle_radius_px = self.get_parameter("handle_radius_px").value
             if self.get_parameter("tta_state_dir").value:
                 cfg.tta.state_dir = self.get_parameter("tta_state_dir").value
             cfg = ManipllmConfig.model_validate(cfg.model_dump())  # re-validate the overrides
@@ -112,6 +117,8 @@ class PoseServiceNode(LifecycleNode):
         facing = (f" facing the model's up within {ps.protrusion_facing_deg:g} deg"
                   if ps.protrusion_facing_deg is not None else "")
         snap = (f", onto raised parts within {ps.protrusion_radius_px} px{facing}" if ps.protrusion_radius_px
+                else "") + snap
+        snap = (f", beside a handle on another panel within {ps.handle_radius_px} px" if ps.handle_radius_px
                 else "") + snap
         self.get_logger().info(f"configured: model {ps.model_path or '(none)'}, "
                                f"contact from {CONTACT_TEXT[ps.contact]}, up from the "
