@@ -3,9 +3,10 @@
 The small model finds the part it is asked for but often touches the wrong one of several look-alike faces: of
 a cabinet's two or three fronts it touches one at about chance, even when only the sliding one bears a handle
 (benchmarks/drawer_front_probe.md: its image tokens do not carry which front it is). The depth camera sees the
-handle. `snap_beside_handle` moves the contact to the face right beside the nearest handle mounted on the plane
-the model's contact lies on, which is also where the templated reasoning says to act ("near the handle bar, far
-from the hinge"). It looks only at geometry: the face and the handle from the depth, no category, no mask.
+handle. `snap_beside_handle` moves the contact right beside the nearest handle mounted on the plane the model's
+contact lies on, when that handle is on another panel of the plane (another front) than the contact: which is
+also where the templated reasoning says to act ("near the handle bar"). A contact on a door or lid that bears its
+own handle stays. It looks only at geometry: the face and the handle from the depth, no category, no mask.
 (benchmarks/eval_handle_snap.md)
 """
 
@@ -55,14 +56,16 @@ def _pixel_normals(P: np.ndarray) -> np.ndarray:
 def snap_beside_handle(u: float, v: float, depth: np.ndarray, K, radius_px: int,
                        near_px: int = NEAR_PX) -> HandleSnap:
     """The spot on the face beside the handle nearest (u, v), within `radius_px`, mounted on the plane (u, v)
-    lies on; stays (pixel None) without a plane there, without a handle on it, or when already beside one.
+    lies on, when that handle is on another panel of it; stays (pixel None) without a plane there, without a
+    handle on it, with the handle on the contact's own panel, or when already beside it.
 
     The face: the pixels within FACE_TOL_M of a plane refitted three times to the 4-connected component of such
     pixels that holds (u, v), whose own surface also faces along its normal (so a front's top edge seen in a
     gap does not join it to the next front). A handle: an 8-connected blob standing HANDLE_MIN_M-HANDLE_MAX_M
     off that plane, cut from whatever it hides by depth steps, inside the window, smaller than 0.3 of the face,
-    with the face around it. The spot: the face pixel (eroded 2 px, 3 px clear of the blob) nearest the point
-    where the handle meets the plane."""
+    with the face around it. Its panel: of the face eroded by ERODE_PX, the component most of its surroundings
+    lie on. The spot: the face pixel (eroded 2 px, 3 px clear of the blob) nearest the point where the handle
+    meets the plane."""
     import cv2
 
     K = np.asarray(K, dtype=float)
@@ -132,8 +135,8 @@ def snap_beside_handle(u: float, v: float, depth: np.ndarray, K, radius_px: int,
     ys, xs = np.nonzero(plab)
     if len(xs) == 0 or len(around) == 0:
         return HandleSnap(None, "no face left around the handle")
-    mine = plab[ys[int(np.argmin(np.hypot(xs - cj, ys - ci)))], xs[int(np.argmin(np.hypot(xs - cj, ys - ci)))]]
-    if np.bincount(around).argmax() == mine:
+    k = int(np.argmin(np.hypot(xs - cj, ys - ci)))  # the contact's panel: the eroded face's pixel nearest it
+    if np.bincount(around).argmax() == plab[ys[k], xs[k]]:
         return HandleSnap(None, "on the face the handle is on")
     Pb = P[blob]
     m = (Pb - ((Pb - p0) @ n)[:, None] * n[None]).mean(axis=0)  # where the handle meets the face
