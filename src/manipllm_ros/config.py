@@ -110,6 +110,10 @@ class PoseServiceConfig(_Strict):
                                                 "Otherwise only onto one whose surface in the depth image faces "
                                                 "the model's up within this angle (or is too curved to measure; "
                                                 "benchmarks/eval_raised_facing.md). Needs protrusion_radius_px.")
+    protrusion_skip_outline: bool = Field(False, description="Not onto a raised part that is the outline of the "
+                                          "contact's own surface against what lies behind the object (a thin lid's "
+                                          "far edge against the floor; contact.is_own_outline; benchmarks/"
+                                          "eval_handle_snap.md). Needs protrusion_radius_px.")
     handle_radius_px: int = Field(0, ge=0, description="0 = off. Otherwise, first of all, a contact on one panel of "
                                   "a plane (a cabinet front) moves beside the nearest handle within this radius "
                                   "that is mounted on another panel of it, as the depth image shows them "
@@ -134,6 +138,8 @@ class PoseServiceConfig(_Strict):
     def _facing_needs_radius(self) -> PoseServiceConfig:
         if self.protrusion_facing_deg is not None and not self.protrusion_radius_px:
             raise ValueError("protrusion_facing_deg conditions the raised-part snap: set protrusion_radius_px too")
+        if self.protrusion_skip_outline and not self.protrusion_radius_px:
+            raise ValueError("protrusion_skip_outline conditions the raised-part snap: set protrusion_radius_px too")
         return self
 
 

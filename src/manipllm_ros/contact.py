@@ -7,7 +7,8 @@ the depth which surface each pixel is on). `snap_px` then moves a contact whose 
 model's up to the nearest pixel within that radius whose surface agrees (a point beside the part, on the body,
 moves onto the part the up describes). `protrusion_px`, instead, moves a contact onto the nearest thing within
 that radius that stands off the surface around it (a handle, lever, button, knob), where it then stays: what the
-small model misses it misses beside such a part, on the surface it is mounted on; `protrusion_deg` keeps it
+small model misses it misses beside such a part, on the surface it is mounted on; `skip_outline` keeps it off
+the outline of the contact's own surface against what lies behind the object; `protrusion_deg` keeps it
 off a raised part whose surface does not face the way the model's up says (a bar handle's side). `up` chooses
 the approach axis: the model's, or minus the surface normal measured at the contact. Shared by the pose service
 and the evaluation, so both act alike. (benchmarks/eval_depth_up.md, benchmarks/eval_contact_agreement.md,
@@ -119,11 +120,23 @@ def _components(mask: np.ndarray) -> np.ndarray:
     return lab
 
 
-def snap_to_protrusion(u: float, v: float, depth: np.ndarray, radius_px: int, step_px: int = 2,
-                       ring_px: int = PROTRUSION_RING_PX, min_m: float = PROTRUSION_MIN_M,
-                       max_m: float = PROTRUSION_MAX_M) -> tuple[float, float] | None:
-    """The middle of the nearest raised blob (protrusion_heights between min_m and max_m, with a depth step of
-    PROTRUSION_STEP_M somewhere on its border) within `radius_px` of (u, v), on a `step_px` grid: its pixel
+@dataclass(frozen=True)
+class RaisedBlob:
+    """The raised part snap_to_protrusion moves onto: the pixel it takes, the blob's grid pixels, and the pixels
+    across its depth steps (the deeper side: what it stands off)."""
+
+    pixel: tuple[float, float]
+    us: np.ndarray
+    vs: np.ndarray
+    below_us: np.ndarray
+    below_vs: np.ndarray
+
+
+def raised_blob(u: float, v: float, depth: np.ndarray, radius_px: int, step_px: int = 2,
+                ring_px: int = PROTRUSION_RING_PX, min_m: float = PROTRUSION_MIN_M,
+                max_m: float = PROTRUSION_MAX_M) -> RaisedBlob | None:
+    """The nearest raised blob (protrusion_heights between min_m and max_m, with a depth step of
+    PROTRUSION_STEP_M somewhere on its border) within `radius_px` of (u, v), on a `step_px` grid, and its pixel
     nearest its centroid. None when (u, v) is on one already or none is near."""
     r = np.arange(-radius_px, radius_px + 1, step_px)
     du, dv = np.meshgrid(r, r)
@@ -137,12 +150,17 @@ def snap_to_protrusion(u: float, v: float, depth: np.ndarray, radius_px: int, st
     lab = _components(raised)
     z = _depth_at(depth, us, vs)
     stepped = np.zeros(raised.shape, dtype=bool)  # a raised pixel with a grid neighbour deeper by a step
+    below: list[tuple[np.ndarray, np.ndarray]] = []  # (raised pixel's grid index, its deeper neighbour's)
+    idx = np.arange(raised.size).reshape(raised.shape)
     for sl_a, sl_b in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
                        ((slice(1, None), slice(None)), (slice(None, -1), slice(None)))):
         jump = z[sl_b] - z[sl_a]  # the neighbour's depth minus this pixel's, both ways
         with np.errstate(invalid="ignore"):
-            stepped[sl_a] |= raised[sl_a] & (jump > PROTRUSION_STEP_M)
-            stepped[sl_b] |= raised[sl_b] & (-jump > PROTRUSION_STEP_M)
+            a = raised[sl_a] & (jump > PROTRUSION_STEP_M)
+            b = raised[sl_b] & (-jump > PROTRUSION_STEP_M)
+        stepped[sl_a] |= a
+        stepped[sl_b] |= b
+        below += [(idx[sl_a][a], idx[sl_b][a]), (idx[sl_b][b], idx[sl_a][b])]
     parts = set(np.unique(lab[stepped]).tolist()) - {0}
     if not parts or lab[centre] in parts:
         return None
@@ -150,7 +168,49 @@ def snap_to_protrusion(u: float, v: float, depth: np.ndarray, radius_px: int, st
     blob = lab == lab.flat[int(np.argmin(dist))]
     cu, cv = us[blob].mean(), vs[blob].mean()
     i = int(np.argmin(np.where(blob, np.hypot(us - cu, vs - cv), np.inf)))
-    return float(us.flat[i]), float(vs.flat[i])
+    src = np.concatenate([x for x, _ in below])
+    dst = np.concatenate([y for _, y in below])
+    mine = blob.flat[src]
+    return RaisedBlob((float(us.flat[i]), float(vs.flat[i])), us[blob], vs[blob], us.flat[dst[mine]],
+                      vs.flat[dst[mine]])
+
+
+def snap_to_protrusion(u: float, v: float, depth: np.ndarray, radius_px: int, step_px: int = 2,
+                       ring_px: int = PROTRUSION_RING_PX, min_m: float = PROTRUSION_MIN_M,
+                       max_m: float = PROTRUSION_MAX_M) -> tuple[float, float] | None:
+    """The middle of the nearest raised blob within `radius_px` of (u, v) (raised_blob): its pixel nearest its
+    centroid. None when (u, v) is on one already or none is near."""
+    blob = raised_blob(u, v, depth, radius_px, step_px, ring_px, min_m, max_m)
+    return None if blob is None else blob.pixel
+
+
+OUTLINE_PLANE_M = 0.003  # a raised blob this close to the plane at the contact lies on the contact's surface
+
+
+def is_own_outline(u: float, v: float, blob: RaisedBlob, depth: np.ndarray, K) -> bool:
+    """Whether the raised blob is the outline of the surface (u, v) lies on, seen against what lies behind the
+    object, rather than a part standing off it: every depth step at its border drops off the object (the
+    foreground found in the depth, object_view.foreground_mask) and the pixel it gives lies on the plane at (u, v)
+    (within OUTLINE_PLANE_M). The far edge of a closed laptop lid stands 3-6 cm off the floor behind it and passes
+    the raised-part test; a contact moved there pulls beside the hinge (benchmarks/eval_handle_snap.md). False
+    where it cannot tell (no object found, no plane at (u, v))."""
+    from manipllm_ros.object_view import ObjectViewError, foreground_mask
+
+    try:
+        fg = foreground_mask(depth, K)
+    except ObjectViewError:
+        return False
+    h, w = fg.shape
+    inside = (blob.below_us >= 0) & (blob.below_us < w) & (blob.below_vs >= 0) & (blob.below_vs < h)
+    if (fg[blob.below_vs[inside], blob.below_us[inside]]).any():
+        return False
+    try:
+        n = G.surface_normal_at(u, v, depth, K)
+        p0 = G.pixel_to_point(u, v, depth, K)
+        p1 = G.pixel_to_point(*blob.pixel, depth, K)
+    except G.GeometryError:
+        return False
+    return abs(float((p1 - p0) @ n)) < OUTLINE_PLANE_M
 
 
 def check_sources(contact: str, up: str, zoom: float = 0.0) -> None:
@@ -177,6 +237,12 @@ def check_protrusion_deg(protrusion_deg: float | None, protrusion_px: int) -> No
                          "raised-part radius > 0")
 
 
+def check_skip_outline(skip_outline: bool, protrusion_px: int) -> None:
+    """ValueError for an outline condition without a raised-part radius: it would silently do nothing."""
+    if skip_outline and protrusion_px <= 0:
+        raise ValueError("keeping off the outline conditions the raised-part snap: it needs a raised-part radius > 0")
+
+
 def needs_grounding(contact: str) -> bool:
     """Whether the model must also be asked the grounding question."""
     return contact in ("grounding", "agreement")
@@ -184,7 +250,7 @@ def needs_grounding(contact: str) -> bool:
 
 def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str = "model", snap_px: int = 0,
                     snap_deg: float = 30.0, protrusion_px: int = 0, protrusion_deg: float | None = None,
-                    handle_px: int = 0) -> Contact:
+                    handle_px: int = 0, skip_outline: bool = False) -> Contact:
     """The contact pixel and gripper directions for `pred` (a `model.policy.Prediction`, asked with
     ground_contact=needs_grounding(contact)); `protrusion_px` > 0 moves the pixel onto a raised part nearby
     (snap_to_protrusion), else `snap_px` > 0 snaps it to a surface facing the model's up
@@ -192,9 +258,11 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
     model's up within that angle (or is too curved to measure): a bar handle's side, 90 degrees off, is a part
     the model did not mean and one the cup seals on badly (benchmarks/eval_raised_facing.md). `handle_px` > 0
     first moves the pixel beside the nearest handle within that radius on the face it lies on
-    (handles.snap_beside_handle); the snaps then start from there."""
+    (handles.snap_beside_handle); the snaps then start from there. `skip_outline` refuses a raised part that is
+    the outline of the contact's own surface (is_own_outline: a thin lid's far edge against the floor)."""
     check_sources(contact, up)
     check_protrusion_deg(protrusion_deg, protrusion_px)
+    check_skip_outline(skip_outline, protrusion_px)
     if needs_grounding(contact) and pred.pose_pixel is None:
         raise ValueError(f"contact {contact!r} needs the grounding answer: predict with ground_contact=True")
     pose_px = pred.pose_pixel if pred.pose_pixel is not None else pred.pixel
@@ -223,13 +291,18 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
         if hs.pixel is not None:
             note = "; ".join(x for x in (note, f"{hs.why}, from ({u:.0f}, {v:.0f})") if x)
             u, v = hs.pixel
-    raised = snap_to_protrusion(u, v, depth, protrusion_px) if protrusion_px > 0 else None
+    blob = raised_blob(u, v, depth, protrusion_px) if protrusion_px > 0 else None
+    raised = None if blob is None else blob.pixel
     if raised is not None and protrusion_deg is not None:
         a = surface_angle(*raised, depth, K, pred.up)
         if a is not None and a > protrusion_deg:
             note = "; ".join(x for x in (note, f"not onto the raised part at ({raised[0]:.0f}, {raised[1]:.0f}): "
                                          f"its surface is {a:.0f} deg off the model's up") if x)
             raised = None
+    if raised is not None and skip_outline and is_own_outline(u, v, blob, depth, K):
+        note = "; ".join(x for x in (note, f"not onto the raised part at ({raised[0]:.0f}, {raised[1]:.0f}): it is "
+                                     "the outline of the surface the contact is on") if x)
+        raised = None
     if raised is not None:  # it stays on the raised part: the surface snap would move it back beside it
         note = "; ".join(x for x in (note, f"onto a raised part from ({u:.0f}, {v:.0f})") if x)
         u, v = raised

@@ -36,7 +36,7 @@ def _matrix(args: argparse.Namespace) -> int:
                 row = {"proposer": "model", "mode": "cot" if spec.chain_of_thought else "direct",
                        "contact": spec.contact, "up": spec.up_from, "snap_px": spec.snap_px, "zoom": spec.zoom,
                        "views": spec.views, "protrusion_px": spec.protrusion_px, "protrusion_deg": spec.protrusion_deg,
-                       "handle_px": spec.handle_px,
+                       "handle_px": spec.handle_px, "protrusion_skip_outline": spec.skip_outline,
                        "checkpoint": args.checkpoint}
             else:
                 row = {"proposer": args.proposer}
@@ -98,7 +98,7 @@ def register(subparsers) -> None:
     p.add_argument("--proposer", default="model-cot",
                    type=_proposer_name,
                    help="random-object | random-part | model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR]"
-                   "[-depthup][-viewsN][-raisedR[-facingA]][-handleH]: who picks the contact: the model "
+                   "[-depthup][-viewsN][-raisedR[-facingA][-nooutline]][-handleH]: who picks the contact: the model "
                    "(with/without chain of thought; '-grounded': the contact pixel from its grounding answer; "
                    "'-agreed': of the pose and grounding pixels, the one whose depth surface faces the model's "
                    "up; '-zoomZ': the grounding question asked again on a Z-times zoomed crop around the first "
@@ -107,7 +107,8 @@ def register(subparsers) -> None:
                    "'-viewsN': asked on N jittered object windows, the trimmed mean of their contacts; "
                    "'-raisedR': moved onto the nearest raised part (handle, lever, button) within R px, found in "
                    "depth, instead of the snap; '-facingA': only onto one whose surface faces the model's up "
-                   "within A deg; '-handleH': first of all, a pixel on one panel of a plane moves beside a handle "
+                   "within A deg; '-nooutline': nor onto one that is the outline of the contact's own surface; "
+                   "'-handleH': first of all, a pixel on one panel of a plane moves beside a handle "
                    "on another panel within H px, found in depth) or a baseline")
     p.add_argument("--checkpoint", help="trained model directory (model proposers)")
     p.add_argument("--pull", default="aia", choices=["aia", "straight"], help="pull policy after contact")

@@ -22,6 +22,7 @@ random stream: the rows differ only in what the row says.
         views: 1                             # 1 | N: ask on N jittered object windows, trimmed mean of the contacts
         protrusion_px: 0                     # 0 | R: first move the contact onto a raised part within R px
         protrusion_deg: null                 # null | A: only onto one whose surface faces the model's up within A
+        protrusion_skip_outline: false       # true: not onto the outline of the contact's own surface
         handle_px: 0                         # 0 | H: first of all move it beside a handle on its face within H px
     episodes: 20                             # optional defaults; command-line flags override them
     splits: [test_seen, test_unseen]
@@ -80,6 +81,9 @@ class MatrixRow(BaseModel):
     protrusion_deg: float | None = Field(None, gt=0, lt=180, description="Model contact, with protrusion_px: "
                                          "only onto a raised part whose surface faces the model's up within this "
                                          "angle (degrees; or is too curved to measure); null = any raised part.")
+    protrusion_skip_outline: bool = Field(False, description="Model contact, with protrusion_px: not onto a raised "
+                                          "part that is the outline of the contact's own surface against what lies "
+                                          "behind the object (contact.is_own_outline).")
     handle_px: int = Field(0, ge=0, description="Model contact: 0, or first move it beside the nearest handle "
                            "within this radius that is on another panel of the plane it lies on (handles.py).")
     pull: Literal["aia", "straight"] = "aia"
@@ -95,6 +99,9 @@ class MatrixRow(BaseModel):
     def _facing_needs_radius(self) -> MatrixRow:
         if self.protrusion_deg is not None and not self.protrusion_px:
             raise ValueError(f"row {self.name!r}: protrusion_deg conditions the raised-part snap; set protrusion_px")
+        if self.protrusion_skip_outline and not self.protrusion_px:
+            raise ValueError(f"row {self.name!r}: protrusion_skip_outline conditions the raised-part snap; set "
+                             "protrusion_px")
         return self
 
     @property
@@ -106,7 +113,8 @@ class MatrixRow(BaseModel):
 
         return model_proposer_name(ModelProposerSpec(self.mode == "cot", self.contact, self.up, self.snap_px,
                                                      self.zoom, self.views, self.protrusion_px,
-                                                     self.protrusion_deg, self.handle_px))
+                                                     self.protrusion_deg, self.handle_px,
+                                                     self.protrusion_skip_outline))
 
     @property
     def text(self) -> str:

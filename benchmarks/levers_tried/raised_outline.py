@@ -1,0 +1,120 @@
+"""Refusing a raised-part move onto the contact surface's own outline, read off two recorded rows exactly.
+
+The raised-part snap takes a blob that stands 6-60 mm off its surroundings with a depth step at its border. The
+far edge of a thin object (a closed laptop lid against the floor behind it) passes that test, and a contact moved
+there pulls next to the hinge. A rule that refuses such a move leaves the contact to the surface snap, which is
+exactly the pipeline of the row without the raised snap: a refused move ends as that row's episode did. So the
+rule's effect is read off the two rows, with no re-run. For every move of the raised row (note "onto a raised
+part from (u, v)") it renders the observation again, finds the blob the snap took (the nearest stepped blob, as
+`contact.snap_to_protrusion`), and asks whether every depth step at the blob's border drops off the object (the
+foreground from the depth, `object_view.foreground_mask`: the object's outline against the floor), and whether
+the blob lies on the plane of the contact's start (within 3 mm).
+
+    MUJOCO_GL=egl .venv/bin/python benchmarks/levers_tried/raised_outline.py results/eval_raised_facing \
+        --seeds 3 4 ... 20                          # ~3 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from manipllm_ros import contact as C
+from manipllm_ros import geometry as G
+from manipllm_ros.evaluation.episode import EpisodeSpec, build_arm
+from manipllm_ros.object_view import foreground_mask
+
+SPLITS = ("test_seen", "test_unseen")
+_FROM = re.compile(r"onto a raised part from \((\d+), (\d+)\)")
+
+
+def drops_only_off_object(u: int, v: int, depth: np.ndarray, fg: np.ndarray, radius_px: int = 40,
+                          step_px: int = 2) -> bool:
+    """Whether every depth step at the border of the blob snap_to_protrusion takes from (u, v) drops to a pixel
+    off the object."""
+    r = np.arange(-radius_px, radius_px + 1, step_px)
+    du, dv = np.meshgrid(r, r)
+    us, vs = np.round(u + du).astype(int), np.round(v + dv).astype(int)
+    ht = C.protrusion_heights(us, vs, depth)
+    raised = (np.hypot(du, dv) <= radius_px) & np.isfinite(ht) & (ht > C.PROTRUSION_MIN_M) & (ht < C.PROTRUSION_MAX_M)
+    lab = C._components(raised)
+    z = C._depth_at(depth, us, vs)
+    h, w = depth.shape
+    on_obj = fg[np.clip(vs, 0, h - 1), np.clip(us, 0, w - 1)]
+    stepped = np.zeros(raised.shape, bool)
+    onto_object = np.zeros(raised.shape, bool)
+    for sl_a, sl_b in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
+                       ((slice(1, None), slice(None)), (slice(None, -1), slice(None)))):
+        jump = z[sl_b] - z[sl_a]
+        with np.errstate(invalid="ignore"):
+            a = raised[sl_a] & (jump > C.PROTRUSION_STEP_M)
+            b = raised[sl_b] & (-jump > C.PROTRUSION_STEP_M)
+        stepped[sl_a] |= a
+        stepped[sl_b] |= b
+        onto_object[sl_a] |= a & on_obj[sl_b]
+        onto_object[sl_b] |= b & on_obj[sl_a]
+    parts = sorted(set(np.unique(lab[stepped]).tolist()) - {0})
+    blob = lab == lab.flat[int(np.argmin(np.where(np.isin(lab, parts), np.hypot(du, dv), np.inf)))]
+    return not (onto_object & blob).any()
+
+
+def on_start_plane(u0: int, v0: int, u1: int, v1: int, depth: np.ndarray, K, tol: float = 0.003) -> bool:
+    try:
+        n = G.surface_normal_at(u0, v0, depth, K)
+        p0, p1 = G.pixel_to_point(u0, v0, depth, K), G.pixel_to_point(u1, v1, depth, K)
+    except G.GeometryError:
+        return False
+    return abs(float((p1 - p0) @ n)) < tol
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("root", type=Path)
+    ap.add_argument("--seeds", type=int, nargs="+", required=True)
+    ap.add_argument("--raised-row", default="raised40-facing45")
+    ap.add_argument("--plain-row", default="hard-data", help="the same pipeline without the raised snap")
+    args = ap.parse_args()
+    tally: Counter = Counter()
+    cats: Counter = Counter()
+    for split in SPLITS:
+        for seed in args.seeds:
+            run = args.root / f"seed{seed}" / split
+            plain = {json.loads(x)["key"]: json.loads(x)
+                     for x in (run / args.plain_row / "episodes.jsonl").read_text().splitlines()}
+            for line in (run / args.raised_row / "episodes.jsonl").read_text().splitlines():
+                e = json.loads(line)
+                m = _FROM.search(e["contact_note"])
+                if m is None:
+                    continue
+                u0, v0 = int(m[1]), int(m[2])
+                cat, oseed, idx = e["key"].split("/")
+                _, arm = build_arm(EpisodeSpec(cat, int(oseed), int(idx)))
+                with arm:
+                    obs = arm.world.observe()
+                outline = drops_only_off_object(u0, v0, obs.depth, foreground_mask(obs.depth, obs.intrinsics.K))
+                same = outline and on_start_plane(u0, v0, e["u"], e["v"], obs.depth, obs.intrinsics.K)
+                p = plain[e["key"]]
+                for rule, refused in (("outline", outline), ("outline on the start's plane", same)):
+                    if refused:
+                        gained = p["initial_success"] and not e["initial_success"]
+                        lost = e["initial_success"] and not p["initial_success"]
+                        tally[(split, rule, "refused")] += 1
+                        tally[(split, rule, "gained")] += gained
+                        tally[(split, rule, "lost")] += lost
+                        if gained or lost:
+                            cats[(split, rule, cat)] += int(gained) - int(lost)
+    print("| split | refuse a raised move onto | refused | initial: gained / lost |\n|---|---|---|---|")
+    for split in SPLITS:
+        for rule in ("outline", "outline on the start's plane"):
+            print(f"| {split} | {rule} | {tally[(split, rule, 'refused')]} | {tally[(split, rule, 'gained')]} / "
+                  f"{tally[(split, rule, 'lost')]} |")
+    print("\nnet per category:", {k: v for k, v in sorted(cats.items())})
+
+
+if __name__ == "__main__":
+    main()
