@@ -8,9 +8,14 @@ rule's effect is read off the two rows, with no re-run. For every move of the ra
 part from (u, v)") it renders the observation again, finds the blob the snap took (the nearest stepped blob, as
 `contact.snap_to_protrusion`), and asks whether every depth step at the blob's border drops off the object (the
 foreground from the depth, `object_view.foreground_mask`: the object's outline against the floor), and whether
-the blob lies on the plane of the contact's start (within 3 mm).
+the blob lies on the plane of the contact's start (within 3 mm). The second rule is built as
+`contact.is_own_outline` (`protrusion_skip_outline`, eval suffix `-nooutline`).
 
-    MUJOCO_GL=egl .venv/bin/python benchmarks/levers_tried/raised_outline.py results/eval_raised_facing \
+`--compose NAME --proposer P` writes row folder NAME: the raised row, with every episode the built rule refuses
+taken from the plain row (the proposer field set to P). An episode whose contact the handle snap had moved has no
+such counterpart; the script stops if the rule refuses one.
+
+    MUJOCO_GL=egl .venv/bin/python benchmarks/raised_outline.py results/eval_raised_facing \
         --seeds 3 4 ... 20                          # ~3 min
 """
 
@@ -78,7 +83,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
     ap.add_argument("--raised-row", default="raised40-facing45")
     ap.add_argument("--plain-row", default="hard-data", help="the same pipeline without the raised snap")
+    ap.add_argument("--compose", metavar="NAME")
+    ap.add_argument("--proposer", help="the proposer name of the composed row")
     args = ap.parse_args()
+    if args.compose and not args.proposer:
+        ap.error("--compose needs --proposer")
     tally: Counter = Counter()
     cats: Counter = Counter()
     for split in SPLITS:
@@ -86,8 +95,10 @@ def main() -> None:
             run = args.root / f"seed{seed}" / split
             plain = {json.loads(x)["key"]: json.loads(x)
                      for x in (run / args.plain_row / "episodes.jsonl").read_text().splitlines()}
+            composed = []
             for line in (run / args.raised_row / "episodes.jsonl").read_text().splitlines():
                 e = json.loads(line)
+                composed.append({**e, "proposer": args.proposer})
                 m = _FROM.search(e["contact_note"])
                 if m is None:
                     continue
@@ -99,6 +110,10 @@ def main() -> None:
                 outline = drops_only_off_object(u0, v0, obs.depth, foreground_mask(obs.depth, obs.intrinsics.K))
                 same = outline and on_start_plane(u0, v0, e["u"], e["v"], obs.depth, obs.intrinsics.K)
                 p = plain[e["key"]]
+                if same and args.compose:
+                    if "beside a handle" in e["contact_note"]:
+                        raise RuntimeError(f"seed {seed} {e['key']}: refused after a handle snap; no plain counterpart")
+                    composed[-1] = {**p, "proposer": args.proposer}
                 for rule, refused in (("outline", outline), ("outline on the start's plane", same)):
                     if refused:
                         gained = p["initial_success"] and not e["initial_success"]
@@ -108,6 +123,9 @@ def main() -> None:
                         tally[(split, rule, "lost")] += lost
                         if gained or lost:
                             cats[(split, rule, cat)] += int(gained) - int(lost)
+            if args.compose:
+                (run / args.compose).mkdir(parents=True, exist_ok=True)
+                (run / args.compose / "episodes.jsonl").write_text("".join(json.dumps(x) + "\n" for x in composed))
     print("| split | refuse a raised move onto | refused | initial: gained / lost |\n|---|---|---|---|")
     for split in SPLITS:
         for rule in ("outline", "outline on the start's plane"):
