@@ -257,8 +257,8 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
     (snap_to_agreeing_surface). With `protrusion_deg`, only onto a raised part whose measured surface faces the
     model's up within that angle (or is too curved to measure): a bar handle's side, 90 degrees off, is a part
     the model did not mean and one the cup seals on badly (benchmarks/eval_raised_facing.md). `handle_px` > 0
-    first moves the pixel beside the nearest handle within that radius on the face it lies on
-    (handles.snap_beside_handle); the snaps then start from there. `skip_outline` refuses a raised part that is
+    first moves the pixel beside the nearest handle within that radius that is mounted on another panel of the
+    plane it lies on (handles.snap_beside_handle); the snaps then start from there. `skip_outline` refuses a raised part that is
     the outline of the contact's own surface (is_own_outline: a thin lid's far edge against the floor)."""
     check_sources(contact, up)
     check_protrusion_deg(protrusion_deg, protrusion_px)
