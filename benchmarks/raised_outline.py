@@ -6,10 +6,11 @@ there pulls next to the hinge. A rule that refuses such a move leaves the contac
 exactly the pipeline of the row without the raised snap: a refused move ends as that row's episode did. So the
 rule's effect is read off the two rows, with no re-run. For every move of the raised row (note "onto a raised
 part from (u, v)") it renders the observation again, finds the blob the snap took (the nearest stepped blob, as
-`contact.snap_to_protrusion`), and asks whether every depth step at the blob's border drops off the object (the
-foreground from the depth, `object_view.foreground_mask`: the object's outline against the floor), and whether
-the blob lies on the plane of the contact's start (within 3 mm). The second rule is built as
-`contact.is_own_outline` (`protrusion_skip_outline`, eval suffix `-nooutline`).
+`contact.raised_blob`, checked against the recorded contact), and asks whether every depth step at the blob's
+border drops off the object (`contact.steps_off_object` with `object_view.foreground_mask`: the object's outline
+against the floor), and whether, besides, the blob lies on the plane of the contact's start (within 3 mm): that
+second rule is the one built, and the script asks it through `contact.is_own_outline` itself
+(`protrusion_skip_outline`, eval suffix `-nooutline`).
 
 `--compose NAME --proposer P` writes row folder NAME: the raised row, with every episode the built rule refuses
 taken from the plain row (the proposer field set to P). An episode whose contact the handle snap had moved has no
@@ -27,54 +28,12 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
-from manipllm_ros import contact as C
-from manipllm_ros import geometry as G
+from manipllm_ros.contact import is_own_outline, raised_blob, steps_off_object
 from manipllm_ros.evaluation.episode import EpisodeSpec, build_arm
 from manipllm_ros.object_view import foreground_mask
 
 SPLITS = ("test_seen", "test_unseen")
 _FROM = re.compile(r"onto a raised part from \((\d+), (\d+)\)")
-
-
-def drops_only_off_object(u: int, v: int, depth: np.ndarray, fg: np.ndarray, radius_px: int = 40,
-                          step_px: int = 2) -> bool:
-    """Whether every depth step at the border of the blob snap_to_protrusion takes from (u, v) drops to a pixel
-    off the object."""
-    r = np.arange(-radius_px, radius_px + 1, step_px)
-    du, dv = np.meshgrid(r, r)
-    us, vs = np.round(u + du).astype(int), np.round(v + dv).astype(int)
-    ht = C.protrusion_heights(us, vs, depth)
-    raised = (np.hypot(du, dv) <= radius_px) & np.isfinite(ht) & (ht > C.PROTRUSION_MIN_M) & (ht < C.PROTRUSION_MAX_M)
-    lab = C._components(raised)
-    z = C._depth_at(depth, us, vs)
-    h, w = depth.shape
-    on_obj = fg[np.clip(vs, 0, h - 1), np.clip(us, 0, w - 1)]
-    stepped = np.zeros(raised.shape, bool)
-    onto_object = np.zeros(raised.shape, bool)
-    for sl_a, sl_b in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
-                       ((slice(1, None), slice(None)), (slice(None, -1), slice(None)))):
-        jump = z[sl_b] - z[sl_a]
-        with np.errstate(invalid="ignore"):
-            a = raised[sl_a] & (jump > C.PROTRUSION_STEP_M)
-            b = raised[sl_b] & (-jump > C.PROTRUSION_STEP_M)
-        stepped[sl_a] |= a
-        stepped[sl_b] |= b
-        onto_object[sl_a] |= a & on_obj[sl_b]
-        onto_object[sl_b] |= b & on_obj[sl_a]
-    parts = sorted(set(np.unique(lab[stepped]).tolist()) - {0})
-    blob = lab == lab.flat[int(np.argmin(np.where(np.isin(lab, parts), np.hypot(du, dv), np.inf)))]
-    return not (onto_object & blob).any()
-
-
-def on_start_plane(u0: int, v0: int, u1: int, v1: int, depth: np.ndarray, K, tol: float = 0.003) -> bool:
-    try:
-        n = G.surface_normal_at(u0, v0, depth, K)
-        p0, p1 = G.pixel_to_point(u0, v0, depth, K), G.pixel_to_point(u1, v1, depth, K)
-    except G.GeometryError:
-        return False
-    return abs(float((p1 - p0) @ n)) < tol
 
 
 def main() -> None:
@@ -107,8 +66,11 @@ def main() -> None:
                 _, arm = build_arm(EpisodeSpec(cat, int(oseed), int(idx)))
                 with arm:
                     obs = arm.world.observe()
-                outline = drops_only_off_object(u0, v0, obs.depth, foreground_mask(obs.depth, obs.intrinsics.K))
-                same = outline and on_start_plane(u0, v0, e["u"], e["v"], obs.depth, obs.intrinsics.K)
+                blob = raised_blob(u0, v0, obs.depth, 40)
+                if blob is None or (int(blob.pixel[0]), int(blob.pixel[1])) != (e["u"], e["v"]):
+                    raise RuntimeError(f"seed {seed} {e['key']}: the raised blob is not the recorded contact")
+                outline = steps_off_object(blob, foreground_mask(obs.depth, obs.intrinsics.K))
+                same = is_own_outline(u0, v0, blob, obs.depth, obs.intrinsics.K)  # the rule as built
                 p = plain[e["key"]]
                 if same and args.compose:
                     if "beside a handle" in e["contact_note"]:

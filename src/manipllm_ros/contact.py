@@ -184,6 +184,13 @@ def snap_to_protrusion(u: float, v: float, depth: np.ndarray, radius_px: int, st
     return None if blob is None else blob.pixel
 
 
+def steps_off_object(blob: RaisedBlob, object_mask: np.ndarray) -> bool:
+    """Whether every depth step at the blob's border drops to a pixel off the object (`object_mask`, HxW)."""
+    h, w = object_mask.shape
+    inside = (blob.below_us >= 0) & (blob.below_us < w) & (blob.below_vs >= 0) & (blob.below_vs < h)
+    return not object_mask[blob.below_vs[inside], blob.below_us[inside]].any()
+
+
 OUTLINE_PLANE_M = 0.003  # a raised blob this close to the plane at the contact lies on the contact's surface
 
 
@@ -200,9 +207,7 @@ def is_own_outline(u: float, v: float, blob: RaisedBlob, depth: np.ndarray, K) -
         fg = foreground_mask(depth, K)
     except ObjectViewError:
         return False
-    h, w = fg.shape
-    inside = (blob.below_us >= 0) & (blob.below_us < w) & (blob.below_vs >= 0) & (blob.below_vs < h)
-    if (fg[blob.below_vs[inside], blob.below_us[inside]]).any():
+    if not steps_off_object(blob, fg):
         return False
     try:
         n = G.surface_normal_at(u, v, depth, K)
@@ -258,8 +263,9 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
     model's up within that angle (or is too curved to measure): a bar handle's side, 90 degrees off, is a part
     the model did not mean and one the cup seals on badly (benchmarks/eval_raised_facing.md). `handle_px` > 0
     first moves the pixel beside the nearest handle within that radius that is mounted on another panel of the
-    plane it lies on (handles.snap_beside_handle); the snaps then start from there. `skip_outline` refuses a raised part that is
-    the outline of the contact's own surface (is_own_outline: a thin lid's far edge against the floor)."""
+    plane it lies on (handles.snap_beside_handle); the snaps then start from there. `skip_outline` refuses a
+    raised part that is the outline of the contact's own surface (is_own_outline: a thin lid's far edge against
+    the floor)."""
     check_sources(contact, up)
     check_protrusion_deg(protrusion_deg, protrusion_px)
     check_skip_outline(skip_outline, protrusion_px)

@@ -43,7 +43,9 @@ def _plane(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pixel_normals(P: np.ndarray) -> np.ndarray:
-    """Unit normals (sign arbitrary) from central differences of a grid of points; NaN at the border/holes."""
+    """Unit normals (sign arbitrary) from central differences of a grid of points; NaN at the border/holes. Not
+    sim.camera.normals_from_points: that one also blanks pixels at second-difference depth jumps, which would
+    change which pixels join a face from what benchmarks/eval_handle_snap.md measured."""
     du = np.full_like(P, np.nan)
     dv = np.full_like(P, np.nan)
     du[:, 1:-1] = P[:, 2:] - P[:, :-2]
