@@ -162,13 +162,14 @@ def test_demo_serves_the_shipped_small_model_directly_with_grounded_contacts(tmp
     windows: `--direct --contact grounding` asks it the way it was taught, through the real pose service node over
     DDS; `--up depth` takes the approach axis from the depth image; `--views 7` asks on 7 jittered windows;
     `--protrusion-radius 40 --protrusion-facing 45` moves a contact onto a raised part that faces the model's up;
-    `--protrusion-skip-outline` keeps it off the outline of its own surface; `--handle-radius 200` first moves
-    one on a panel beside a handle on another panel of its plane."""
+    `--protrusion-skip-outline` keeps it off the outline of its own surface; `--protrusion-stay-on-own` keeps it on
+    a part it is already on; `--handle-radius 200` first moves one on a panel beside a handle on another panel of
+    its plane."""
     out = tmp_path / "demo"
     cmd = [str(MANIPLLM), "demo", "--checkpoint", str(REPO / "models" / "small-objview-hard"), "--direct",
            "--contact", "grounding", "--up", "depth", "--snap-radius", "60", "--views", "7",
            "--protrusion-radius", "40", "--protrusion-facing", "45", "--protrusion-skip-outline",
-           "--handle-radius", "200", "--episodes", "3",
+           "--protrusion-stay-on-own", "--handle-radius", "200", "--episodes", "3",
            "--system-episodes", "0", "--out", str(out)]
     res = run_cli(cmd, timeout=600, cwd=tmp_path, env=node_env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -178,7 +179,7 @@ def test_demo_serves_the_shipped_small_model_directly_with_grounded_contacts(tmp
     log = (out / "logs" / "pose_service.log").read_text()
     assert ("contact from the grounding answer, up from the depth image, beside a handle on another panel within "
             "200 px, onto raised parts within 40 px facing the model's up within 45 deg (not the contact surface's "
-            "outline), snap within 60 px, mean of 7 jittered windows") in log, log[-2000:]
+            "outline) (staying on a part the contact is on), snap within 60 px, mean of 7 jittered windows") in log, log[-2000:]
     assert "(from depth)" in log, log[-2000:]  # each prediction's log line says where its up came from
     assert "of 7 views" in log, log[-2000:]  # ... and how many views its contact is the mean of
 
@@ -193,13 +194,14 @@ def test_demo_system_config_carries_the_contact_source(tmp_path):
 
     args = argparse.Namespace(out=str(tmp_path / "demo"), system_timeout=60.0, contact="grounding", up="depth",
                               snap_radius=60, views=7, protrusion_radius=40, protrusion_facing=45.0,
-                              handle_radius=200, protrusion_skip_outline=True)
+                              handle_radius=200, protrusion_skip_outline=True, protrusion_stay_on_own=True)
     path = system_config(args, REPO / "models" / "small-grounded", "microwave", 5, tmp_path / "logs")
     cfg = load_config(str(path))
     assert cfg.pose_service.contact == "grounding" and cfg.pose_service.up == "depth"
     assert cfg.pose_service.snap_radius_px == 60 and cfg.pose_service.views == 7
     assert cfg.pose_service.protrusion_radius_px == 40 and cfg.pose_service.protrusion_facing_deg == 45.0
     assert cfg.pose_service.handle_radius_px == 200 and cfg.pose_service.protrusion_skip_outline
+    assert cfg.pose_service.protrusion_stay_on_own
     assert cfg.pose_service.model_path == str((REPO / "models" / "small-grounded").resolve())
     assert yaml.safe_load(path.read_text())["bringup"]["franky_object"] == "microwave"
 

@@ -114,6 +114,11 @@ class PoseServiceConfig(_Strict):
                                           "contact's own surface against what lies behind the object (a thin lid's "
                                           "far edge against the floor; contact.is_own_outline; benchmarks/"
                                           "eval_handle_snap.md). Needs protrusion_radius_px.")
+    protrusion_stay_on_own: bool = Field(False, description="Keep a contact on a part it is already on: not onto "
+                                         "the rim of its own surface (a lever plate's edge), and from a raised part "
+                                         "(a toaster's lever) the surface snap moves only within it "
+                                         "(contact.resolve_contact; benchmarks/eval_which_part.md). Needs "
+                                         "protrusion_radius_px and snap_radius_px.")
     handle_radius_px: int = Field(0, ge=0, description="0 = off. Otherwise, first of all, a contact on one panel of "
                                   "a plane (a cabinet front) moves beside the nearest handle within this radius "
                                   "that is mounted on another panel of it, as the depth image shows them "
@@ -140,6 +145,9 @@ class PoseServiceConfig(_Strict):
             raise ValueError("protrusion_facing_deg conditions the raised-part snap: set protrusion_radius_px too")
         if self.protrusion_skip_outline and not self.protrusion_radius_px:
             raise ValueError("protrusion_skip_outline conditions the raised-part snap: set protrusion_radius_px too")
+        if self.protrusion_stay_on_own and not (self.protrusion_radius_px and self.snap_radius_px):
+            raise ValueError("protrusion_stay_on_own conditions the raised-part and surface snaps: set "
+                             "protrusion_radius_px and snap_radius_px too")
         return self
 
 

@@ -9,7 +9,9 @@ moves onto the part the up describes). `protrusion_px`, instead, moves a contact
 that radius that stands off the surface around it (a handle, lever, button, knob), where it then stays: what the
 small model misses it misses beside such a part, on the surface it is mounted on; `skip_outline` keeps it off
 the outline of the contact's own surface against what lies behind the object; `protrusion_deg` keeps it
-off a raised part whose surface does not face the way the model's up says (a bar handle's side). `up` chooses
+off a raised part whose surface does not face the way the model's up says (a bar handle's side); `stay_on_own`
+keeps a contact on a part the model already touched (no move onto its own surface's rim, and from a lever the
+surface snap only within the lever). `up` chooses
 the approach axis: the model's, or minus the surface normal measured at the contact. Shared by the pose service
 and the evaluation, so both act alike. (benchmarks/eval_depth_up.md, benchmarks/eval_contact_agreement.md,
 benchmarks/eval_contact_choices.md, benchmarks/eval_raised_facing.md)
@@ -47,11 +49,20 @@ def surface_angle(u: float, v: float, depth: np.ndarray, K, up) -> float | None:
 
 
 def snap_to_agreeing_surface(u: float, v: float, depth: np.ndarray, K, up, radius_px: int,
-                              max_angle_deg: float = 30.0, step_px: int = 4) -> tuple[float, float] | None:
+                              max_angle_deg: float = 30.0, step_px: int = 4,
+                              within: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, float] | None:
     """The nearest pixel within `radius_px` of (u, v), on a `step_px` grid, whose surface faces the way `up` says
-    (within `max_angle_deg`); None when (u, v) itself does, or when no such pixel is near."""
+    (within `max_angle_deg`); None when (u, v) itself does, or when no such pixel is near. `within` (us, vs):
+    search only those pixels (the raised part the contact is on, own_raised_part)."""
     a0 = surface_angle(u, v, depth, K, up)
     if a0 is not None and a0 <= max_angle_deg:
+        return None
+    if within is not None:
+        us, vs = within
+        for i in np.argsort(np.hypot(us - u, vs - v), kind="stable"):
+            a = surface_angle(us[i], vs[i], depth, K, up)
+            if a is not None and a <= max_angle_deg:
+                return float(us[i]), float(vs[i])
         return None
     h, w = np.asarray(depth).shape
     r = np.arange(-radius_px, radius_px + 1, step_px)
@@ -138,6 +149,45 @@ def raised_blob(u: float, v: float, depth: np.ndarray, radius_px: int, step_px: 
     """The nearest raised blob (protrusion_heights between min_m and max_m, with a depth step of
     PROTRUSION_STEP_M somewhere on its border) within `radius_px` of (u, v), on a `step_px` grid, and its pixel
     nearest its centroid. None when (u, v) is on one already or none is near."""
+    g = _raised_grid(u, v, depth, radius_px, step_px, ring_px, min_m, max_m)
+    if g is None or not g.parts or g.centre_label in g.parts:
+        return None
+    dist = np.where(np.isin(g.labels, list(g.parts)), np.hypot(g.us - u, g.vs - v), np.inf)
+    blob = g.labels == g.labels.flat[int(np.argmin(dist))]
+    us, vs = g.us, g.vs
+    cu, cv = us[blob].mean(), vs[blob].mean()
+    i = int(np.argmin(np.where(blob, np.hypot(us - cu, vs - cv), np.inf)))
+    mine = blob.flat[g.step_src]
+    return RaisedBlob((float(us.flat[i]), float(vs.flat[i])), us[blob], vs[blob], us.flat[g.step_dst[mine]],
+                      vs.flat[g.step_dst[mine]])
+
+
+def own_raised_part(u: float, v: float, depth: np.ndarray, radius_px: int, step_px: int = 2,
+                    ring_px: int = PROTRUSION_RING_PX, min_m: float = PROTRUSION_MIN_M,
+                    max_m: float = PROTRUSION_MAX_M) -> tuple[np.ndarray, np.ndarray] | None:
+    """The grid pixels (us, vs), within `radius_px`, of the raised blob that (u, v) itself lies on (the kind
+    raised_blob moves onto: a toaster's lever); None when (u, v) is on none."""
+    g = _raised_grid(u, v, depth, radius_px, step_px, ring_px, min_m, max_m)
+    if g is None or g.centre_label not in g.parts:
+        return None
+    own = g.labels == g.centre_label
+    return g.us[own], g.vs[own]
+
+
+@dataclass(frozen=True)
+class _RaisedGrid:
+    us: np.ndarray  # grid pixels around the start
+    vs: np.ndarray
+    labels: np.ndarray  # 4-connected raised blobs (0 = not raised)
+    parts: set[int]  # labels of the blobs with a depth step somewhere on their border
+    centre_label: int  # the start pixel's label
+    step_src: np.ndarray  # flat grid index of each raised pixel at a step ...
+    step_dst: np.ndarray  # ... and of its deeper neighbour across it
+
+
+def _raised_grid(u: float, v: float, depth: np.ndarray, radius_px: int, step_px: int, ring_px: int, min_m: float,
+                 max_m: float) -> _RaisedGrid | None:
+    """The raised blobs on a `step_px` grid within `radius_px` of (u, v); None when nothing there is raised."""
     r = np.arange(-radius_px, radius_px + 1, step_px)
     du, dv = np.meshgrid(r, r)
     us, vs = np.round(u + du).astype(int), np.round(v + dv).astype(int)
@@ -162,17 +212,8 @@ def raised_blob(u: float, v: float, depth: np.ndarray, radius_px: int, step_px: 
         stepped[sl_b] |= b
         below += [(idx[sl_a][a], idx[sl_b][a]), (idx[sl_b][b], idx[sl_a][b])]
     parts = set(np.unique(lab[stepped]).tolist()) - {0}
-    if not parts or lab[centre] in parts:
-        return None
-    dist = np.where(np.isin(lab, list(parts)), np.hypot(du, dv), np.inf)
-    blob = lab == lab.flat[int(np.argmin(dist))]
-    cu, cv = us[blob].mean(), vs[blob].mean()
-    i = int(np.argmin(np.where(blob, np.hypot(us - cu, vs - cv), np.inf)))
-    src = np.concatenate([x for x, _ in below])
-    dst = np.concatenate([y for _, y in below])
-    mine = blob.flat[src]
-    return RaisedBlob((float(us.flat[i]), float(vs.flat[i])), us[blob], vs[blob], us.flat[dst[mine]],
-                      vs.flat[dst[mine]])
+    return _RaisedGrid(us, vs, lab, parts, int(lab[centre]), np.concatenate([x for x, _ in below]),
+                       np.concatenate([y for _, y in below]))
 
 
 def snap_to_protrusion(u: float, v: float, depth: np.ndarray, radius_px: int, step_px: int = 2,
@@ -207,8 +248,14 @@ def is_own_outline(u: float, v: float, blob: RaisedBlob, depth: np.ndarray, K) -
         fg = foreground_mask(depth, K)
     except ObjectViewError:
         return False
-    if not steps_off_object(blob, fg):
-        return False
+    return steps_off_object(blob, fg) and is_own_rim(u, v, blob, depth, K)
+
+
+def is_own_rim(u: float, v: float, blob: RaisedBlob, depth: np.ndarray, K) -> bool:
+    """Whether the pixel the raised blob gives lies on the plane at (u, v) (within OUTLINE_PLANE_M): the blob is
+    the rim of the surface the contact is already on, raised only because the ring around it reaches past that
+    surface's edge (a soap dispenser's lever plate, 16 mm proud of the body: its middle is not raised, its rim is;
+    benchmarks/eval_which_part.md). False without a plane at (u, v)."""
     try:
         n = G.surface_normal_at(u, v, depth, K)
         p0 = G.pixel_to_point(u, v, depth, K)
@@ -248,6 +295,13 @@ def check_skip_outline(skip_outline: bool, protrusion_px: int) -> None:
         raise ValueError("keeping off the outline conditions the raised-part snap: it needs a raised-part radius > 0")
 
 
+def check_stay_on_own(stay_on_own: bool, protrusion_px: int, snap_px: int) -> None:
+    """ValueError for keeping a contact on its own raised part without both snaps it conditions."""
+    if stay_on_own and (protrusion_px <= 0 or snap_px <= 0):
+        raise ValueError("staying on the contact's own raised part conditions the raised-part and surface snaps: it "
+                         f"needs both radii > 0 (raised part {protrusion_px}, surface {snap_px})")
+
+
 def needs_grounding(contact: str) -> bool:
     """Whether the model must also be asked the grounding question."""
     return contact in ("grounding", "agreement")
@@ -255,7 +309,7 @@ def needs_grounding(contact: str) -> bool:
 
 def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str = "model", snap_px: int = 0,
                     snap_deg: float = 30.0, protrusion_px: int = 0, protrusion_deg: float | None = None,
-                    handle_px: int = 0, skip_outline: bool = False) -> Contact:
+                    handle_px: int = 0, skip_outline: bool = False, stay_on_own: bool = False) -> Contact:
     """The contact pixel and gripper directions for `pred` (a `model.policy.Prediction`, asked with
     ground_contact=needs_grounding(contact)); `protrusion_px` > 0 moves the pixel onto a raised part nearby
     (snap_to_protrusion), else `snap_px` > 0 snaps it to a surface facing the model's up
@@ -265,10 +319,14 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
     first moves the pixel beside the nearest handle within that radius that is mounted on another panel of the
     plane it lies on (handles.snap_beside_handle); the snaps then start from there. `skip_outline` refuses a
     raised part that is the outline of the contact's own surface (is_own_outline: a thin lid's far edge against
-    the floor)."""
+    the floor). `stay_on_own` keeps a contact on a part the model already touched: no raised-part move onto the
+    rim of the contact's own surface (is_own_rim, which covers the outline), and from a pixel on a raised part
+    (own_raised_part: a toaster's lever) the surface snap moves only within that part, or not at all
+    (benchmarks/eval_which_part.md)."""
     check_sources(contact, up)
     check_protrusion_deg(protrusion_deg, protrusion_px)
     check_skip_outline(skip_outline, protrusion_px)
+    check_stay_on_own(stay_on_own, protrusion_px, snap_px)
     if needs_grounding(contact) and pred.pose_pixel is None:
         raise ValueError(f"contact {contact!r} needs the grounding answer: predict with ground_contact=True")
     pose_px = pred.pose_pixel if pred.pose_pixel is not None else pred.pixel
@@ -305,7 +363,11 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
             note = "; ".join(x for x in (note, f"not onto the raised part at ({raised[0]:.0f}, {raised[1]:.0f}): "
                                          f"its surface is {a:.0f} deg off the model's up") if x)
             raised = None
-    if raised is not None and skip_outline and is_own_outline(u, v, blob, depth, K):
+    if raised is not None and stay_on_own and is_own_rim(u, v, blob, depth, K):
+        note = "; ".join(x for x in (note, f"not onto the raised part at ({raised[0]:.0f}, {raised[1]:.0f}): it is "
+                                     "the rim of the surface the contact is on") if x)
+        raised = None
+    elif raised is not None and skip_outline and is_own_outline(u, v, blob, depth, K):
         note = "; ".join(x for x in (note, f"not onto the raised part at ({raised[0]:.0f}, {raised[1]:.0f}): it is "
                                      "the outline of the surface the contact is on") if x)
         raised = None
@@ -313,9 +375,11 @@ def resolve_contact(pred, depth: np.ndarray, K, contact: str = "pose", up: str =
         note = "; ".join(x for x in (note, f"onto a raised part from ({u:.0f}, {v:.0f})") if x)
         u, v = raised
     elif snap_px > 0:
-        snapped = snap_to_agreeing_surface(u, v, depth, K, pred.up, snap_px, snap_deg)
+        own = own_raised_part(u, v, depth, snap_px) if stay_on_own else None
+        snapped = snap_to_agreeing_surface(u, v, depth, K, pred.up, snap_px, snap_deg, within=own)
         if snapped is not None:
-            note = "; ".join(x for x in (note, f"snapped from ({u:.0f}, {v:.0f})") if x)
+            on = " on the raised part it is on" if own is not None else ""
+            note = "; ".join(x for x in (note, f"snapped{on} from ({u:.0f}, {v:.0f})") if x)
             u, v = snapped
     up_vec, forward, up_from = np.asarray(pred.up, float), np.asarray(pred.forward, float), "model"
     if up == "depth":

@@ -141,7 +141,8 @@ def run_episodes(args: argparse.Namespace, model_dir: Path) -> list[Row]:
                            protrusion_radius_px=args.protrusion_radius,
                            protrusion_facing_deg=args.protrusion_facing,
                            handle_radius_px=args.handle_radius,
-                           protrusion_skip_outline=args.protrusion_skip_outline) as service:
+                           protrusion_skip_outline=args.protrusion_skip_outline,
+                           protrusion_stay_on_own=args.protrusion_stay_on_own) as service:
         for i in range(args.episodes):
             t0 = time.monotonic()
             category = str(rng.choice(args.categories))
@@ -202,7 +203,8 @@ def system_config(args: argparse.Namespace, model_dir: Path, category: str, seed
                                                 "protrusion_radius_px": args.protrusion_radius,
                                                 "protrusion_facing_deg": args.protrusion_facing,
                                                 "handle_radius_px": args.handle_radius,
-                                                "protrusion_skip_outline": args.protrusion_skip_outline})
+                                                "protrusion_skip_outline": args.protrusion_skip_outline,
+                                                "protrusion_stay_on_own": args.protrusion_stay_on_own})
     data.setdefault("tta", {})["state_dir"] = str((Path(args.out) / "tta").resolve())
     data.setdefault("bringup", {}).update({"franky_sim": True, "franky_object": category,
                                            "franky_object_seed": seed, "log_dir": str(logs.resolve()),
@@ -354,7 +356,8 @@ def _check_service_options(args: argparse.Namespace) -> str:
         PoseServiceConfig(contact=args.contact, up=args.up, snap_radius_px=args.snap_radius, views=args.views,
                           protrusion_radius_px=args.protrusion_radius, protrusion_facing_deg=args.protrusion_facing,
                           handle_radius_px=args.handle_radius,
-                          protrusion_skip_outline=args.protrusion_skip_outline)
+                          protrusion_skip_outline=args.protrusion_skip_outline,
+                          protrusion_stay_on_own=args.protrusion_stay_on_own)
     except ValidationError as exc:
         return "; ".join(e["msg"] for e in exc.errors())
     return ""
@@ -418,6 +421,10 @@ def register(subparsers) -> None:
     p.add_argument("--protrusion-skip-outline", action="store_true",
                    help="pose_service.protrusion_skip_outline: nor onto a raised part that is the outline of the "
                         "contact's own surface against what lies behind the object (a thin lid's far edge)")
+    p.add_argument("--protrusion-stay-on-own", action="store_true",
+                   help="pose_service.protrusion_stay_on_own: keep a contact on a part it is already on: not onto "
+                        "the rim of its own surface, and from a raised part (a lever) the surface snap only within "
+                        "it (needs --protrusion-radius and --snap-radius)")
     p.add_argument("--handle-radius", type=int, default=0,
                    help="pose_service.handle_radius_px: first of all move a contact on one panel of a plane (a "
                         "cabinet front) beside a handle on another panel within this many px (0 = off)")

@@ -170,7 +170,8 @@ class PoseService:
                                 snap_px=self.cfg.snap_radius_px, snap_deg=self.cfg.snap_max_angle_deg,
                                 protrusion_px=self.cfg.protrusion_radius_px,
                                 protrusion_deg=self.cfg.protrusion_facing_deg, handle_px=self.cfg.handle_radius_px,
-                                skip_outline=self.cfg.protrusion_skip_outline)
+                                skip_outline=self.cfg.protrusion_skip_outline,
+                                stay_on_own=self.cfg.protrusion_stay_on_own)
             u, v = c.u, c.v
             point = G.pixel_to_point(u, v, frame.depth, frame.K, window=self.cfg.depth_window // 2)
             R_cam = G.rotation_from_up_forward(c.up, c.forward)

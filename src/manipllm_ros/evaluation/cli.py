@@ -37,6 +37,7 @@ def _matrix(args: argparse.Namespace) -> int:
                        "contact": spec.contact, "up": spec.up_from, "snap_px": spec.snap_px, "zoom": spec.zoom,
                        "views": spec.views, "protrusion_px": spec.protrusion_px, "protrusion_deg": spec.protrusion_deg,
                        "handle_px": spec.handle_px, "protrusion_skip_outline": spec.skip_outline,
+                       "protrusion_stay_on_own": spec.stay_on_own,
                        "checkpoint": args.checkpoint}
             else:
                 row = {"proposer": args.proposer}
@@ -98,7 +99,7 @@ def register(subparsers) -> None:
     p.add_argument("--proposer", default="model-cot",
                    type=_proposer_name,
                    help="random-object | random-part | model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR]"
-                   "[-depthup][-viewsN][-raisedR[-facingA][-nooutline]][-handleH]: who picks the contact: the model "
+                   "[-depthup][-viewsN][-raisedR[-facingA][-nooutline][-stayown]][-handleH]: who picks the contact: the model "
                    "(with/without chain of thought; '-grounded': the contact pixel from its grounding answer; "
                    "'-agreed': of the pose and grounding pixels, the one whose depth surface faces the model's "
                    "up; '-zoomZ': the grounding question asked again on a Z-times zoomed crop around the first "
@@ -108,6 +109,8 @@ def register(subparsers) -> None:
                    "'-raisedR': moved onto the nearest raised part (handle, lever, button) within R px, found in "
                    "depth, instead of the snap; '-facingA': only onto one whose surface faces the model's up "
                    "within A deg; '-nooutline': nor onto one that is the outline of the contact's own surface; "
+                   "'-stayown' (with -snapR): nor onto the rim of the contact's own surface, and from a raised part "
+                   "the snap only within it; "
                    "'-handleH': first of all, a pixel on one panel of a plane moves beside a handle "
                    "on another panel within H px, found in depth) or a baseline")
     p.add_argument("--checkpoint", help="trained model directory (model proposers)")

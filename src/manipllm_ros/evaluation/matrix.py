@@ -23,6 +23,7 @@ random stream: the rows differ only in what the row says.
         protrusion_px: 0                     # 0 | R: first move the contact onto a raised part within R px
         protrusion_deg: null                 # null | A: only onto one whose surface faces the model's up within A
         protrusion_skip_outline: false       # true: not onto the outline of the contact's own surface
+        protrusion_stay_on_own: false        # true: keep a contact on a part it is on (own rim, own raised part)
         handle_px: 0                         # 0 | H: first of all move it beside a handle on its face within H px
     episodes: 20                             # optional defaults; command-line flags override them
     splits: [test_seen, test_unseen]
@@ -84,6 +85,9 @@ class MatrixRow(BaseModel):
     protrusion_skip_outline: bool = Field(False, description="Model contact, with protrusion_px: not onto a raised "
                                           "part that is the outline of the contact's own surface against what lies "
                                           "behind the object (contact.is_own_outline).")
+    protrusion_stay_on_own: bool = Field(False, description="Model contact, with protrusion_px and snap_px: keep it "
+                                         "on a part it is already on: not onto the rim of its own surface, and from "
+                                         "a raised part the surface snap only within it (contact.resolve_contact).")
     handle_px: int = Field(0, ge=0, description="Model contact: 0, or first move it beside the nearest handle "
                            "within this radius that is on another panel of the plane it lies on (handles.py).")
     pull: Literal["aia", "straight"] = "aia"
@@ -102,6 +106,9 @@ class MatrixRow(BaseModel):
         if self.protrusion_skip_outline and not self.protrusion_px:
             raise ValueError(f"row {self.name!r}: protrusion_skip_outline conditions the raised-part snap; set "
                              "protrusion_px")
+        if self.protrusion_stay_on_own and not (self.protrusion_px and self.snap_px):
+            raise ValueError(f"row {self.name!r}: protrusion_stay_on_own conditions the raised-part and surface "
+                             "snaps; set protrusion_px and snap_px")
         return self
 
     @property
@@ -114,7 +121,7 @@ class MatrixRow(BaseModel):
         return model_proposer_name(ModelProposerSpec(self.mode == "cot", self.contact, self.up, self.snap_px,
                                                      self.zoom, self.views, self.protrusion_px,
                                                      self.protrusion_deg, self.handle_px,
-                                                     self.protrusion_skip_outline))
+                                                     self.protrusion_skip_outline, self.protrusion_stay_on_own))
 
     @property
     def text(self) -> str:

@@ -84,8 +84,8 @@ class ModelProposer(Proposer):
     def __init__(self, checkpoint: str, chain_of_thought: bool = True, device: str | None = "cpu",
                  contact: str = "pose", up_from: str = "model", snap_px: int = 0, zoom: float = 0.0,
                  views: int = 1, protrusion_px: int = 0, protrusion_deg: float | None = None,
-                 handle_px: int = 0, skip_outline: bool = False) -> None:
-        from manipllm_ros.contact import check_protrusion_deg, check_skip_outline, check_sources
+                 handle_px: int = 0, skip_outline: bool = False, stay_on_own: bool = False) -> None:
+        from manipllm_ros.contact import check_protrusion_deg, check_skip_outline, check_sources, check_stay_on_own
         from manipllm_ros.model.policy import PosePredictor
         from manipllm_ros.model.views import check_views
 
@@ -93,6 +93,7 @@ class ModelProposer(Proposer):
         check_views(views)
         check_protrusion_deg(protrusion_deg, protrusion_px)
         check_skip_outline(skip_outline, protrusion_px)
+        check_stay_on_own(stay_on_own, protrusion_px, snap_px)
         self.predictor = PosePredictor.load(checkpoint, device=device)
         self.chain_of_thought = chain_of_thought
         self.contact = contact
@@ -104,8 +105,10 @@ class ModelProposer(Proposer):
         self.protrusion_deg = protrusion_deg
         self.handle_px = handle_px
         self.skip_outline = skip_outline
+        self.stay_on_own = stay_on_own
         self.name = model_proposer_name(ModelProposerSpec(chain_of_thought, contact, up_from, snap_px, zoom, views,
-                                                          protrusion_px, protrusion_deg, handle_px, skip_outline))
+                                                          protrusion_px, protrusion_deg, handle_px, skip_outline,
+                                                          stay_on_own))
 
     def propose(self, obs, instruction: str, rng: np.random.Generator) -> Proposal:
         from manipllm_ros.contact import needs_grounding, resolve_contact
@@ -119,7 +122,8 @@ class ModelProposer(Proposer):
             return Proposal(error=str(exc))
         c = resolve_contact(pred, obs.depth, obs.intrinsics.K, self.contact, self.up_from, snap_px=self.snap_px,
                             protrusion_px=self.protrusion_px, protrusion_deg=self.protrusion_deg,
-                            handle_px=self.handle_px, skip_outline=self.skip_outline)
+                            handle_px=self.handle_px, skip_outline=self.skip_outline,
+                            stay_on_own=self.stay_on_own)
         return Proposal(int(round(c.u)), int(round(c.v)), c.up, c.forward,
                         category=pred.category or "", reasoning=pred.reasoning or "",
                         latency_ms=float(pred.timings.get("total", 0.0)), up_note=c.up_from,
@@ -130,7 +134,7 @@ class ModelProposer(Proposer):
 class ModelProposerSpec:
     """What a model proposer name says: inference mode, contact and up sources, snap radius, zoom, views,
     protrusion radius, the angle the raised part must face within, the handle snap's radius, whether a raised part
-    that is the outline of the contact's surface is refused."""
+    that is the outline of the contact's surface is refused, whether the contact stays on its own raised part."""
 
     chain_of_thought: bool = True
     contact: str = "pose"
@@ -142,25 +146,27 @@ class ModelProposerSpec:
     protrusion_deg: float | None = None
     handle_px: int = 0
     skip_outline: bool = False
+    stay_on_own: bool = False
 
 
 _CONTACT_SUFFIX = {"pose": "", "grounding": "-grounded", "agreement": "-agreed"}
 _NAME = re.compile(r"model-(cot|direct)(-grounded|-agreed)?(?:-zoom(\d+(?:\.\d+)?))?(?:-snap(\d+))?(-depthup)?"
-                   r"(?:-views(\d+))?(?:-raised(\d+)(?:-facing(\d+(?:\.\d+)?))?(-nooutline)?)?"
+                   r"(?:-views(\d+))?(?:-raised(\d+)(?:-facing(\d+(?:\.\d+)?))?(-nooutline)?(-stayown)?)?"
                    r"(?:-handle(\d+))?")
 NAME_GRAMMAR = ("model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup][-viewsN]"
-                "[-raisedR[-facingA][-nooutline]][-handleH]")
+                "[-raisedR[-facingA][-nooutline][-stayown]][-handleH]")
 
 
 def model_proposer_name(spec: ModelProposerSpec) -> str:
-    """model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup][-viewsN][-raisedR[-facingA][-nooutline]]
-    [-handleH]: the proposer names of `manipllm eval`."""
+    """model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR][-depthup][-viewsN][-raisedR[-facingA][-nooutline]
+    [-stayown]][-handleH]: the proposer names of `manipllm eval`."""
     return (("model-cot" if spec.chain_of_thought else "model-direct") + _CONTACT_SUFFIX[spec.contact]
             + (f"-zoom{spec.zoom:g}" if spec.zoom else "") + (f"-snap{spec.snap_px}" if spec.snap_px else "")
             + ("-depthup" if spec.up_from == "depth" else "") + (f"-views{spec.views}" if spec.views > 1 else "")
             + (f"-raised{spec.protrusion_px}" if spec.protrusion_px else "")
             + (f"-facing{spec.protrusion_deg:g}" if spec.protrusion_px and spec.protrusion_deg is not None else "")
             + ("-nooutline" if spec.protrusion_px and spec.skip_outline else "")
+            + ("-stayown" if spec.protrusion_px and spec.stay_on_own else "")
             + (f"-handle{spec.handle_px}" if spec.handle_px else ""))
 
 
@@ -190,11 +196,18 @@ def parse_model_proposer(name: str) -> ModelProposerSpec:
             check_protrusion_deg(facing, int(m.group(7)))
         except ValueError as exc:
             raise ValueError(f"proposer {name!r}: {exc}") from None
-    if m.group(10) is not None and int(m.group(10)) == 0:
+    if m.group(10) is not None:
+        from manipllm_ros.contact import check_stay_on_own
+
+        try:
+            check_stay_on_own(True, int(m.group(7)), int(m.group(4) or 0))
+        except ValueError as exc:
+            raise ValueError(f"proposer {name!r}: {exc}") from None
+    if m.group(11) is not None and int(m.group(11)) == 0:
         raise ValueError(f"proposer {name!r}: a handle radius of 0 is off, drop '-handle0'")
     return ModelProposerSpec(m.group(1) == "cot", contact, "depth" if m.group(5) else "model", int(m.group(4) or 0),
-                             float(m.group(3) or 0.0), views, int(m.group(7) or 0), facing, int(m.group(10) or 0),
-                             m.group(9) is not None)
+                             float(m.group(3) or 0.0), views, int(m.group(7) or 0), facing, int(m.group(11) or 0),
+                             m.group(9) is not None, m.group(10) is not None)
 
 
 def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
@@ -208,4 +221,4 @@ def make_proposer(name: str, checkpoint: str | None = None) -> Proposer:
     return ModelProposer(checkpoint, chain_of_thought=spec.chain_of_thought, contact=spec.contact,
                          up_from=spec.up_from, snap_px=spec.snap_px, zoom=spec.zoom, views=spec.views,
                          protrusion_px=spec.protrusion_px, protrusion_deg=spec.protrusion_deg,
-                         handle_px=spec.handle_px, skip_outline=spec.skip_outline)
+                         handle_px=spec.handle_px, skip_outline=spec.skip_outline, stay_on_own=spec.stay_on_own)

@@ -97,13 +97,14 @@ class PoseServiceClient:
                  startup_timeout: float = 300.0, contact: str = "pose", up: str = "model",
                  snap_radius_px: int = 0, views: int = 1, protrusion_radius_px: int = 0,
                  protrusion_facing_deg: float | None = None, handle_radius_px: int = 0,
-                 protrusion_skip_outline: bool = False) -> None:
+                 protrusion_skip_outline: bool = False, protrusion_stay_on_own: bool = False) -> None:
         self.model_path = Path(model_path).resolve()
         self.contact, self.up, self.snap_radius_px, self.views = contact, up, snap_radius_px, views
         self.protrusion_radius_px = protrusion_radius_px
         self.protrusion_facing_deg = protrusion_facing_deg
         self.handle_radius_px = handle_radius_px
         self.protrusion_skip_outline = protrusion_skip_outline
+        self.protrusion_stay_on_own = protrusion_stay_on_own
         self.log_dir = Path(log_dir)
         self.tta_state_dir = Path(tta_state_dir or self.log_dir / "tta")
         self.startup_timeout = startup_timeout
@@ -121,7 +122,8 @@ class PoseServiceClient:
                 "-p", f"protrusion_radius_px:={self.protrusion_radius_px}",
                 "-p", f"protrusion_facing_deg:={float(self.protrusion_facing_deg or 0.0)}",
                 "-p", f"handle_radius_px:={self.handle_radius_px}",
-                "-p", f"protrusion_skip_outline:={int(self.protrusion_skip_outline)}"])
+                "-p", f"protrusion_skip_outline:={int(self.protrusion_skip_outline)}",
+                "-p", f"protrusion_stay_on_own:={int(self.protrusion_stay_on_own)}"])
             self.group.wait_for(proc, "active: /predict_pose is serving", self.startup_timeout)
             self.context, self.node, self.executor = _client_node("manipllm_client")
             self._predict = self.node.create_client(PredictPose, "predict_pose")

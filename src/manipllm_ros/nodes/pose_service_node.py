@@ -61,6 +61,10 @@ class PoseServiceNode(LifecycleNode):
         self.declare_parameter("protrusion_skip_outline", -1, d(description="1 = not onto a raised part that is the "
                                                                      "outline of the contact's own surface, 0 = "
                                                                      "any; -1 = the YAML's"))
+        self.declare_parameter("protrusion_stay_on_own", -1, d(description="1 = keep a contact on a part it is "
+                                                                    "already on (not onto its own surface's rim; "
+                                                                    "the snap only within its raised part), 0 = "
+                                                                    "off; -1 = the YAML's"))
         self.declare_parameter("handle_radius_px", -1, d(description="move a contact on one panel of a plane "
                                                               "beside a handle on another panel within this "
                                                               "radius (0 = off); -1 = the YAML's"))
@@ -97,6 +101,8 @@ class PoseServiceNode(LifecycleNode):
                 cfg.pose_service.protrusion_facing_deg = facing or None
             if self.get_parameter("protrusion_skip_outline").value >= 0:
                 cfg.pose_service.protrusion_skip_outline = bool(self.get_parameter("protrusion_skip_outline").value)
+            if self.get_parameter("protrusion_stay_on_own").value >= 0:
+                cfg.pose_service.protrusion_stay_on_own = bool(self.get_parameter("protrusion_stay_on_own").value)
             if self.get_parameter("handle_radius_px").value >= 0:
                 cfg.pose_service.handle_radius_px = self.get_parameter("handle_radius_px").value
             if self.get_parameter("tta_state_dir").value:
@@ -122,6 +128,7 @@ class PoseServiceNode(LifecycleNode):
         facing = (f" facing the model's up within {ps.protrusion_facing_deg:g} deg"
                   if ps.protrusion_facing_deg is not None else "")
         facing += " (not the contact surface's outline)" if ps.protrusion_skip_outline else ""
+        facing += " (staying on a part the contact is on)" if ps.protrusion_stay_on_own else ""
         snap = (f", onto raised parts within {ps.protrusion_radius_px} px{facing}" if ps.protrusion_radius_px
                 else "") + snap
         snap = (f", beside a handle on another panel within {ps.handle_radius_px} px" if ps.handle_radius_px
