@@ -179,7 +179,8 @@ def test_demo_serves_the_shipped_small_model_directly_with_grounded_contacts(tmp
     log = (out / "logs" / "pose_service.log").read_text()
     assert ("contact from the grounding answer, up from the depth image, beside a handle on another panel within "
             "200 px, onto raised parts within 40 px facing the model's up within 45 deg (not the contact surface's "
-            "outline) (staying on a part the contact is on), snap within 60 px, mean of 7 jittered windows") in log, log[-2000:]
+            "outline) (staying on a part the contact is on), snap within 60 px, mean of 7 jittered windows") in log, \
+        log[-2000:]
     assert "(from depth)" in log, log[-2000:]  # each prediction's log line says where its up came from
     assert "of 7 views" in log, log[-2000:]  # ... and how many views its contact is the mean of
 

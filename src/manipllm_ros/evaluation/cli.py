@@ -99,7 +99,8 @@ def register(subparsers) -> None:
     p.add_argument("--proposer", default="model-cot",
                    type=_proposer_name,
                    help="random-object | random-part | model-{cot,direct}[-grounded|-agreed][-zoomZ][-snapR]"
-                   "[-depthup][-viewsN][-raisedR[-facingA][-nooutline][-stayown]][-handleH]: who picks the contact: the model "
+                   "[-depthup][-viewsN][-raisedR[-facingA][-nooutline][-stayown]][-handleH]: who picks the contact: "
+                   "the model "
                    "(with/without chain of thought; '-grounded': the contact pixel from its grounding answer; "
                    "'-agreed': of the pose and grounding pixels, the one whose depth surface faces the model's "
                    "up; '-zoomZ': the grounding question asked again on a Z-times zoomed crop around the first "
