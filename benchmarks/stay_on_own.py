@@ -99,6 +99,37 @@ def run_seed(args: tuple) -> tuple[list[dict], list[dict]]:
     return new, changed
 
 
+def recheck_seed(args: tuple) -> list[str]:
+    """Run again, with the code as it is now, every episode of a composed row that differs from the recorded row,
+    and put the new record in place where it ends otherwise; what changed, one line each."""
+    root, row, composed, checkpoint, seed, split = args
+    run = Path(root) / f"seed{seed}" / split
+    served = {e["key"]: e for e in map(json.loads, (run / row / "episodes.jsonl").read_text().splitlines())}
+    new = [json.loads(x) for x in (run / composed / "episodes.jsonl").read_text().splitlines()]
+    proposer, said = None, []
+    for i, e in enumerate(new):
+        s = served[e["key"]]
+        if all(e[k] == s[k] for k in ("u", "v", "contact_note")):
+            continue
+        if proposer is None:
+            proposer = make_proposer(e["proposer"], checkpoint)
+        cat, oseed, idx = e["key"].split("/")
+        spec = EpisodeSpec(cat, int(oseed), int(idx))
+        obj, arm = build_arm(spec)
+        with arm:  # the proposal alone first: the physics only where the contact is not the composed one
+            prop = proposer.propose(arm.world.observe(), obj.meta.instruction,
+                                    np.random.default_rng([seed, spec.object_seed, spec.index]))
+        if (prop.u, prop.v, prop.contact_note) == (e["u"], e["v"], e["contact_note"]):
+            continue
+        r = run_episode(spec, proposer, pull=e["pull"], seed=seed).to_dict()
+        if any(r[k] != e[k] for k in ("u", "v", "contact_note", "initial_success", "long_success")):
+            said.append(f"{split} seed {seed} {e['key']}: ({e['u']}, {e['v']}) {e['initial_success']} -> "
+                        f"({r['u']}, {r['v']}) {r['initial_success']}")
+            new[i] = r
+    (run / composed / "episodes.jsonl").write_text("".join(json.dumps(x) + "\n" for x in new))
+    return said
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("root", type=Path)
@@ -109,7 +140,17 @@ def main() -> None:
     ap.add_argument("--compose", metavar="NAME", help="write the new row as this row folder")
     ap.add_argument("--out", type=Path, help="JSON: the tally and every re-run candidate")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--recheck", action="store_true", help="with --compose: only run again the composed row's "
+                    "episodes that differ from the recorded row, with the code as it is now, and replace those that "
+                    "end otherwise")
     args = ap.parse_args()
+    if args.recheck:
+        jobs = [(str(args.root), args.row, args.compose, args.checkpoint, s, sp) for sp in args.splits
+                for s in args.seeds if (args.root / f"seed{s}" / sp / args.compose / "episodes.jsonl").is_file()]
+        with ProcessPoolExecutor(args.workers) as pool:
+            for said in pool.map(recheck_seed, jobs):
+                print("\n".join(said) or "unchanged", flush=True)
+        return
     jobs = [(str(args.root), args.row, args.checkpoint, s, sp) for sp in args.splits for s in args.seeds
             if (args.root / f"seed{s}" / sp / args.row / "episodes.jsonl").is_file()]
     tally: Counter = Counter()

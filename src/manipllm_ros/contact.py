@@ -152,7 +152,7 @@ def raised_blob(u: float, v: float, depth: np.ndarray, radius_px: int, step_px: 
     g = _raised_grid(u, v, depth, radius_px, step_px, ring_px, min_m, max_m)
     if g is None or not g.parts or g.centre_label in g.parts:
         return None
-    dist = np.where(np.isin(g.labels, list(g.parts)), np.hypot(g.us - u, g.vs - v), np.inf)
+    dist = np.where(np.isin(g.labels, list(g.parts)), g.offset, np.inf)
     blob = g.labels == g.labels.flat[int(np.argmin(dist))]
     us, vs = g.us, g.vs
     cu, cv = us[blob].mean(), vs[blob].mean()
@@ -178,6 +178,7 @@ def own_raised_part(u: float, v: float, depth: np.ndarray, radius_px: int, step_
 class _RaisedGrid:
     us: np.ndarray  # grid pixels around the start
     vs: np.ndarray
+    offset: np.ndarray  # their grid distance from the start (px)
     labels: np.ndarray  # 4-connected raised blobs (0 = not raised)
     parts: set[int]  # labels of the blobs with a depth step somewhere on their border
     centre_label: int  # the start pixel's label
@@ -212,7 +213,7 @@ def _raised_grid(u: float, v: float, depth: np.ndarray, radius_px: int, step_px:
         stepped[sl_b] |= b
         below += [(idx[sl_a][a], idx[sl_b][a]), (idx[sl_b][b], idx[sl_a][b])]
     parts = set(np.unique(lab[stepped]).tolist()) - {0}
-    return _RaisedGrid(us, vs, lab, parts, int(lab[centre]), np.concatenate([x for x, _ in below]),
+    return _RaisedGrid(us, vs, np.hypot(du, dv), lab, parts, int(lab[centre]), np.concatenate([x for x, _ in below]),
                        np.concatenate([y for _, y in below]))
 
 
