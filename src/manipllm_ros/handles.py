@@ -7,7 +7,9 @@ handle. `snap_beside_handle` moves the contact right beside the nearest handle m
 contact lies on, when that handle is on another panel of the plane (another front) than the contact: which is
 also where the templated reasoning says to act ("near the handle bar"). A contact on a door or lid that bears its
 own handle stays. It looks only at geometry: the face and the handle from the depth, no category, no mask.
-(benchmarks/eval_handle_snap.md)
+(benchmarks/eval_handle_snap.md) Two fronts are two panels where the depth shows a gap between them, or where one
+stands back from the other by a step (seen from above, the gap hides behind a front's edge); a recessed pull
+plate, a few mm proud, is a handle too (benchmarks/eval_panels.md).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 
 from manipllm_ros import geometry as G
 
-HANDLE_MIN_M = 0.008  # a handle stands off the face by more than this (a bar: 35-70 mm, a knob: 30-60 mm) ...
+HANDLE_MIN_M = 0.004  # a handle stands off the face by more than this (a bar: 35-70 mm, a knob: 30-60 mm, a
+# recessed pull plate: 4-9 mm; the face is what lies within FACE_TOL_M) ...
 HANDLE_MAX_M = 0.08  # ... and less than this
 FACE_TOL_M = 0.004  # a pixel within this of the face's plane is on the face
 FACE_MAX_DEG = 30.0  # ... if its own surface (finite differences) is also within this of the plane's
@@ -27,6 +30,9 @@ RING_FRACTION = 0.35  # a handle is mounted on the face: at least this much of a
 ERODE_PX = 5  # the face is eroded by this square before telling its separate panels apart
 MIN_FACE_PX = 50  # fewer pixels around the contact on its plane are no face (an edge, a speck)
 NEAR_PX = 20  # a contact this close to the spot beside a handle stays where it is
+PANEL_STEP_M: float | None = 0.001  # the face around a handle standing this far off the plane at the contact
+# is another panel (None: only gaps part panels, as benchmarks/eval_handle_snap.md measured)
+PANEL_DISC_PX = 15  # the plane at the contact: fitted to the face pixels within this of it
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,9 @@ def snap_beside_handle(u: float, v: float, depth: np.ndarray, K, radius_px: int,
     gap does not join it to the next front). A handle: an 8-connected blob standing HANDLE_MIN_M-HANDLE_MAX_M
     off that plane, cut from whatever it hides by depth steps, inside the window, smaller than 0.3 of the face,
     with the face around it. Its panel: of the face eroded by ERODE_PX, the component most of its surroundings
-    lie on. The spot: the face pixel (eroded 2 px, 3 px clear of the blob) nearest the point where the handle
-    meets the plane."""
+    lie on; and where that is the contact's, another all the same if the face around it stands off the plane at
+    the contact (_offset_panels). The spot: the face pixel (eroded 2 px, 3 px clear of the blob) nearest the point
+    where the handle meets the plane."""
     import cv2
 
     K = np.asarray(K, dtype=float)
@@ -138,7 +145,7 @@ def snap_beside_handle(u: float, v: float, depth: np.ndarray, K, radius_px: int,
     if len(xs) == 0 or len(around) == 0:
         return HandleSnap(None, "no face left around the handle")
     k = int(np.argmin(np.hypot(xs - cj, ys - ci)))  # the contact's panel: the eroded face's pixel nearest it
-    if np.bincount(around).argmax() == plab[ys[k], xs[k]]:
+    if np.bincount(around).argmax() == plab[ys[k], xs[k]] and not _offset_panels(P, face, blob, ci, cj):
         return HandleSnap(None, "on the face the handle is on")
     Pb = P[blob]
     m = (Pb - ((Pb - p0) @ n)[:, None] * n[None]).mean(axis=0)  # where the handle meets the face
@@ -153,3 +160,23 @@ def snap_beside_handle(u: float, v: float, depth: np.ndarray, K, radius_px: int,
     if moved <= near_px:
         return HandleSnap(None, f"already beside a handle ({moved:.0f} px)")
     return HandleSnap((float(xs[i] + c0), float(ys[i] + r0)), f"beside a handle {moved:.0f} px away")
+
+
+
+def _offset_panels(P: np.ndarray, face: np.ndarray, blob: np.ndarray, ci: int, cj: int) -> bool:
+    """Whether the face around the handle stands off the plane of the face at the contact (the face pixels within
+    PANEL_DISC_PX of it) by more than PANEL_STEP_M (median): two fronts that meet without a gap the camera sees,
+    one set back from the other (a drawer 2 mm behind the fixed front above it, seen from above; one plane fitted
+    through both tilts to split the step, so each front is measured against the contact's own;
+    benchmarks/eval_panels.md)."""
+    import cv2
+
+    if PANEL_STEP_M is None:
+        return False
+    ring = (cv2.dilate(blob.astype(np.uint8), np.ones((21, 21), np.uint8)) > 0) & ~blob & face
+    vv, uu = np.indices(face.shape)
+    own = face & (np.hypot(uu - cj, vv - ci) <= PANEL_DISC_PX)
+    if ring.sum() < 3 or own.sum() < 10:
+        return False
+    n, c = _plane(P[own])
+    return abs(float(np.median((P[ring] - c) @ n))) > PANEL_STEP_M
