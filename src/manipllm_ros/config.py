@@ -122,7 +122,9 @@ class PoseServiceConfig(_Strict):
     handle_radius_px: int = Field(0, ge=0, description="0 = off. Otherwise, first of all, a contact on one panel of "
                                   "a plane (a cabinet front) moves beside the nearest handle within this radius "
                                   "that is mounted on another panel of it, as the depth image shows them "
-                                  "(handles.py; benchmarks/eval_handle_snap.md).")
+                                  "(handles.py; benchmarks/eval_handle_snap.md). A front set back 1 mm from the "
+                                  "contact's is another panel: that needs depth precise to a fraction of a mm "
+                                  "(benchmarks/eval_panels.md).")
     views: int = Field(1, ge=1, le=MAX_VIEWS, description="1 = the object window alone. N > 1: the model is "
                        "also asked on N - 1 jittered copies of its object window and the contact is the trimmed mean of the answers "
                        "(model/views.py; a checkpoint trained on object windows; ~N x the model time; "
