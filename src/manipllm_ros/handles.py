@@ -162,7 +162,6 @@ def snap_beside_handle(u: float, v: float, depth: np.ndarray, K, radius_px: int,
     return HandleSnap((float(xs[i] + c0), float(ys[i] + r0)), f"beside a handle {moved:.0f} px away")
 
 
-
 def _offset_panels(P: np.ndarray, face: np.ndarray, blob: np.ndarray, ci: int, cj: int) -> bool:
     """Whether the face around the handle stands off the plane of the face at the contact (the face pixels within
     PANEL_DISC_PX of it) by more than PANEL_STEP_M (median): two fronts that meet without a gap the camera sees,
