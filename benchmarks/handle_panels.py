@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -32,27 +32,14 @@ from manipllm_ros import handles as H
 from manipllm_ros.evaluation.episode import EpisodeSpec, build_arm, run_episode
 from manipllm_ros.evaluation.proposals import make_proposer
 
-CHECKPOINT = "models/small-objview-hard"
-RECORDED = {"HANDLE_MIN_M": 0.008, "PANEL_STEP_M": None}  # the snap as the row was recorded
-_FROM = re.compile(r"from \((\d+), (\d+)\)")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from handle_snap import CHECKPOINT, model_pixel  # noqa: E402  (the model's own pixel, from a recorded note)
 
-
-def model_pixel(e: dict) -> tuple[int, int]:
-    """The pixel the model answered: a later snap's note names where it moved it from."""
-    m = _FROM.search(e["contact_note"])
-    return (int(m[1]), int(m[2])) if m else (e["u"], e["v"])
+RECORDED = {"min_m": 0.008, "panel_step_m": None}  # the snap as the row was recorded
 
 
 def snap(u: int, v: int, obs, radius: int, recorded: bool) -> H.HandleSnap:
-    now = {k: getattr(H, k) for k in RECORDED}
-    if recorded:
-        for k, x in RECORDED.items():
-            setattr(H, k, x)
-    try:
-        return H.snap_beside_handle(u, v, obs.depth, obs.intrinsics.K, radius)
-    finally:
-        for k, x in now.items():
-            setattr(H, k, x)
+    return H.snap_beside_handle(u, v, obs.depth, obs.intrinsics.K, radius, **(RECORDED if recorded else {}))
 
 
 def run_seed(args: tuple) -> tuple[list[dict], list[dict]]:

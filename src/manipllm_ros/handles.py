@@ -30,8 +30,7 @@ RING_FRACTION = 0.35  # a handle is mounted on the face: at least this much of a
 ERODE_PX = 5  # the face is eroded by this square before telling its separate panels apart
 MIN_FACE_PX = 50  # fewer pixels around the contact on its plane are no face (an edge, a speck)
 NEAR_PX = 20  # a contact this close to the spot beside a handle stays where it is
-PANEL_STEP_M: float | None = 0.001  # the face around a handle standing this far off the plane at the contact
-# is another panel (None: only gaps part panels, as benchmarks/eval_handle_snap.md measured)
+PANEL_STEP_M = 0.001  # the face around a handle standing this far off the plane at the contact is another panel
 PANEL_DISC_PX = 15  # the plane at the contact: fitted to the face pixels within this of it
 
 
@@ -61,20 +60,22 @@ def _pixel_normals(P: np.ndarray) -> np.ndarray:
         return n / np.linalg.norm(n, axis=-1, keepdims=True)
 
 
-def snap_beside_handle(u: float, v: float, depth: np.ndarray, K, radius_px: int,
-                       near_px: int = NEAR_PX) -> HandleSnap:
+def snap_beside_handle(u: float, v: float, depth: np.ndarray, K, radius_px: int, near_px: int = NEAR_PX, *,
+                       min_m: float = HANDLE_MIN_M, panel_step_m: float | None = PANEL_STEP_M) -> HandleSnap:
     """The spot on the face beside the handle nearest (u, v), within `radius_px`, mounted on the plane (u, v)
     lies on, when that handle is on another panel of it; stays (pixel None) without a plane there, without a
     handle on it, with the handle on the contact's own panel, or when already beside it.
 
     The face: the pixels within FACE_TOL_M of a plane refitted three times to the 4-connected component of such
     pixels that holds (u, v), whose own surface also faces along its normal (so a front's top edge seen in a
-    gap does not join it to the next front). A handle: an 8-connected blob standing HANDLE_MIN_M-HANDLE_MAX_M
+    gap does not join it to the next front). A handle: an 8-connected blob standing `min_m`-HANDLE_MAX_M
     off that plane, cut from whatever it hides by depth steps, inside the window, smaller than 0.3 of the face,
     with the face around it. Its panel: of the face eroded by ERODE_PX, the component most of its surroundings
     lie on; and where that is the contact's, another all the same if the face around it stands off the plane at
-    the contact (_offset_panels). The spot: the face pixel (eroded 2 px, 3 px clear of the blob) nearest the point
-    where the handle meets the plane."""
+    the contact by more than `panel_step_m` (_offset_panels; None: gaps alone part panels, as
+    benchmarks/eval_handle_snap.md measured). The spot: the face pixel (eroded 2 px, 3 px clear of the blob)
+    nearest the point where the handle meets the plane. `min_m` 0.008 and `panel_step_m` None give the snap as
+    first built."""
     import cv2
 
     K = np.asarray(K, dtype=float)
@@ -107,7 +108,7 @@ def snap_beside_handle(u: float, v: float, depth: np.ndarray, K, radius_px: int,
     with np.errstate(invalid="ignore"):
         dist = np.where(ok, (P - p0) @ n, np.nan)
         face = ok & (np.abs(dist) < FACE_TOL_M) & (np.abs(normals @ n) > cos_max)
-        raised = ok & (dist > HANDLE_MIN_M) & (dist < HANDLE_MAX_M)
+        raised = ok & (dist > min_m) & (dist < HANDLE_MAX_M)
     face_area = int(stats[lab[ci, cj], cv2.CC_STAT_AREA])
     zz = np.where(ok, z, np.inf)
     step = np.zeros_like(ok)
@@ -145,7 +146,7 @@ def snap_beside_handle(u: float, v: float, depth: np.ndarray, K, radius_px: int,
     if len(xs) == 0 or len(around) == 0:
         return HandleSnap(None, "no face left around the handle")
     k = int(np.argmin(np.hypot(xs - cj, ys - ci)))  # the contact's panel: the eroded face's pixel nearest it
-    if np.bincount(around).argmax() == plab[ys[k], xs[k]] and not _offset_panels(P, face, blob, ci, cj):
+    if np.bincount(around).argmax() == plab[ys[k], xs[k]] and not _offset_panels(P, face, blob, ci, cj, panel_step_m):
         return HandleSnap(None, "on the face the handle is on")
     Pb = P[blob]
     m = (Pb - ((Pb - p0) @ n)[:, None] * n[None]).mean(axis=0)  # where the handle meets the face
@@ -162,15 +163,16 @@ def snap_beside_handle(u: float, v: float, depth: np.ndarray, K, radius_px: int,
     return HandleSnap((float(xs[i] + c0), float(ys[i] + r0)), f"beside a handle {moved:.0f} px away")
 
 
-def _offset_panels(P: np.ndarray, face: np.ndarray, blob: np.ndarray, ci: int, cj: int) -> bool:
+def _offset_panels(P: np.ndarray, face: np.ndarray, blob: np.ndarray, ci: int, cj: int,
+                   step_m: float | None) -> bool:
     """Whether the face around the handle stands off the plane of the face at the contact (the face pixels within
-    PANEL_DISC_PX of it) by more than PANEL_STEP_M (median): two fronts that meet without a gap the camera sees,
-    one set back from the other (a drawer 2 mm behind the fixed front above it, seen from above; one plane fitted
-    through both tilts to split the step, so each front is measured against the contact's own;
+    PANEL_DISC_PX of it) by more than `step_m` (median; None: never): two fronts that meet without a gap the
+    camera sees, one set back from the other (a drawer 2 mm behind the fixed front above it, seen from above; one
+    plane fitted through both tilts to split the step, so each front is measured against the contact's own;
     benchmarks/eval_panels.md)."""
     import cv2
 
-    if PANEL_STEP_M is None:
+    if step_m is None:
         return False
     ring = (cv2.dilate(blob.astype(np.uint8), np.ones((21, 21), np.uint8)) > 0) & ~blob & face
     vv, uu = np.indices(face.shape)
@@ -178,4 +180,4 @@ def _offset_panels(P: np.ndarray, face: np.ndarray, blob: np.ndarray, ci: int, c
     if ring.sum() < 3 or own.sum() < 10:
         return False
     n, c = _plane(P[own])
-    return abs(float(np.median((P[ring] - c) @ n))) > PANEL_STEP_M
+    return abs(float(np.median((P[ring] - c) @ n))) > step_m
